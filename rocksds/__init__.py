@@ -1,0 +1,62 @@
+"""rocksds: a self-describing dataset format for deep learning, built on RocksDB.
+
+>>> import rocksds
+>>> schema = rocksds.Schema(fields={"image": rocksds.Field(dtype="float32", shape=(3, 64, 64))})
+>>> with rocksds.create("chips.rds", schema) as w:        # doctest: +SKIP
+...     w.append({"image": img})
+>>> ds = rocksds.open("chips.rds")                        # doctest: +SKIP
+
+This package imports neither torch nor rasterio; see ``rocksds.torch`` and
+``rocksds.raster`` for those integrations.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+import os
+from typing import Any, Literal, Optional, Sequence, Union, overload
+
+from . import errors, spec
+from .errors import *  # noqa: F403
+from .schema import Field, Schema
+from .reader import Dataset
+from .writer import Writer, create, open_writer
+
+__all__ = ["__version__", "open", "create", "Schema", "Field", "Dataset", "Writer", "errors", "spec"]
+__all__ += errors.__all__
+
+
+@overload
+def open(path: Union[str, "os.PathLike[str]"], mode: Literal["r"] = "r", **kwargs: Any) -> Dataset: ...
+@overload
+def open(path: Union[str, "os.PathLike[str]"], mode: Literal["a"], **kwargs: Any) -> Writer: ...
+
+
+def open(  # noqa: A001 - mirrors builtins.open / zarr.open
+    path: Union[str, "os.PathLike[str]"],
+    mode: str = "r",
+    *,
+    fields: Optional[Sequence[str]] = None,
+    cache_gb: Optional[float] = None,
+    **kwargs: Any,
+) -> Union[Dataset, Writer]:
+    """Open a dataset.
+
+    Args:
+        path: the dataset directory.
+        mode: ``"r"`` returns a read-only :class:`Dataset`; ``"a"`` returns a
+            :class:`Writer` that appends after the last committed sample.
+        fields: (``"r"`` only) read only these fields.
+        cache_gb: (``"r"`` only) block cache size in GiB (default 0.25).
+        **kwargs: passed to :class:`Dataset` (``"r"``) or :class:`Writer` (``"a"``).
+    """
+    if mode == "r":
+        from .reader import DEFAULT_CACHE_GB, open_dataset
+
+        return open_dataset(path, fields=fields, cache_gb=DEFAULT_CACHE_GB if cache_gb is None else cache_gb, **kwargs)
+    if mode == "a":
+        if fields is not None or cache_gb is not None:
+            raise InvalidArgumentError("fields and cache_gb apply to reading (mode='r') only")  # noqa: F405
+        return open_writer(path, **kwargs)
+    raise InvalidArgumentError(f"mode must be 'r' or 'a', got {mode!r}")  # noqa: F405

@@ -1,0 +1,60 @@
+"""Reading and writing the metadata column family (SPEC.md, "Metadata").
+
+Shared by the reader, the writer and the validator: it turns the raw
+``schema`` and ``count`` records into a :class:`Schema` and an ``int``, with
+the errors SPEC.md names.
+"""
+
+from __future__ import annotations
+
+from ._storage import Storage, list_column_families
+from .errors import CorruptionError, NotADatasetError, SchemaError
+from .keys import decode_count, encode_count
+from .schema import Schema
+from .spec import COUNT_KEY, META_CF, SCHEMA_KEY
+
+__all__ = ["check_is_dataset", "read_schema", "read_count", "metadata_puts"]
+
+
+def check_is_dataset(path: str) -> list[str]:
+    """Column families of ``path`` if it holds a metadata column family, else raise."""
+    import os
+
+    if not os.path.exists(path):
+        raise NotADatasetError(f"{path} does not exist")
+    if not os.path.isdir(path):
+        raise NotADatasetError(f"{path} is not a directory, so not a rocksds dataset")
+    cfs = list_column_families(path)
+    if META_CF not in cfs:
+        raise NotADatasetError(f"{path} is a RocksDB database but not a rocksds dataset (no {META_CF!r} column family)")
+    return cfs
+
+
+def read_schema(storage: Storage) -> Schema:
+    """The validated schema of an open dataset."""
+    raw = storage.get(META_CF, SCHEMA_KEY)
+    if raw is None:
+        raise NotADatasetError(f"{storage.path} has no schema record; it is not a (complete) rocksds dataset")
+    try:
+        return Schema.from_bytes(raw)
+    except SchemaError as e:
+        raise type(e)(f"{storage.path}: {e}") from None
+
+
+def read_count(storage: Storage) -> int:
+    """The number of committed samples of an open dataset."""
+    raw = storage.get(META_CF, COUNT_KEY)
+    if raw is None:
+        raise CorruptionError(f"{storage.path} has a schema but no count record")
+    try:
+        return decode_count(raw)
+    except ValueError as e:
+        raise CorruptionError(f"{storage.path}: malformed count record: {e}") from None
+
+
+def metadata_puts(schema: Schema | None, count: int) -> list[tuple[str, bytes, bytes]]:
+    """The puts that record ``count`` (and the schema, when creating)."""
+    puts = [(META_CF, COUNT_KEY, encode_count(count))]
+    if schema is not None:
+        puts.insert(0, (META_CF, SCHEMA_KEY, schema.to_bytes()))
+    return puts

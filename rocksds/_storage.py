@@ -1,0 +1,336 @@
+"""The RocksDB layer: the only module that imports the RocksDB binding (rocksdict).
+
+It knows column families, byte keys and byte values, and the options that
+keep the files portable (SPEC.md, "Tables"); it knows nothing about schemas.
+
+Read-only opens never touch the dataset directory. RocksDB would rotate its
+info ``LOG`` there and rocksdict writes ``rocksdict-config.json`` on every
+open, which fails on read-only storage and modifies shared datasets. So a
+read-only open builds a private "shadow" directory of symbolic links to the
+dataset's files and opens that instead; with ``max_open_files=-1`` every table
+file is opened up front, so later compactions or deletions by a writer cannot
+pull a file from under a reader.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import rocksdict as rd
+
+from . import spec
+from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
+from .errors import UnsupportedCompressionError
+
+__all__ = ["CFConfig", "Storage", "list_column_families", "rocksdb_version", "storage_error"]
+
+_COMPRESSION = {
+    "none": rd.DBCompressionType.none,
+    "snappy": rd.DBCompressionType.snappy,
+    "lz4": rd.DBCompressionType.lz4,
+    "lz4hc": rd.DBCompressionType.lz4hc,
+    "zlib": rd.DBCompressionType.zlib,
+    "zstd": rd.DBCompressionType.zstd,
+    "bz2": rd.DBCompressionType.bz2,
+}
+#: Files of a RocksDB directory a read-only open does not need.
+_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
+
+
+@dataclass(frozen=True)
+class CFConfig:
+    """How one column family's tables are written and read.
+
+    Args:
+        compression: codec name from ``rocksds.spec.COMPRESSIONS``.
+        level: codec level, ``None`` for the codec's default.
+        block_size: data block size in bytes (values larger than this get a block of their own).
+        bloom_bits: bloom filter bits per key; 0 disables the filter.
+        write_buffer_bytes: memtable size before a flush to a table file.
+    """
+
+    compression: str = spec.DEFAULT_COMPRESSION
+    level: Optional[int] = None
+    block_size: int = 16 * 1024
+    bloom_bits: int = 10
+    write_buffer_bytes: int = 64 * 2**20
+
+
+def storage_error(exc: BaseException, path: str) -> RocksdsError:
+    """Translate a binding error (a RocksDB status string) into a rocksds exception."""
+    msg = str(exc)
+    low = msg.lower()
+    if "lock" in low and ("resource temporarily unavailable" in low or "lock hold" in low or "no locks" in low):
+        return DatasetLockedError(f"dataset {path} is locked by another writer (RocksDB: {msg})")
+    if "corruption" in low or "checksum" in low or "block checksum mismatch" in low:
+        if "unsupported compression" in low:
+            return UnsupportedCompressionError(f"{path}: {msg}")
+        return CorruptionError(f"dataset {path} is corrupt: {msg}")
+    if "read-only file system" in low or "permission denied" in low:
+        return ReadOnlyError(f"cannot write to {path}: {msg}")
+    if "does not exist" in low or "no such file" in low:
+        return NotADatasetError(f"{path} is not a RocksDB database: {msg}")
+    return RocksdsError(f"RocksDB error on {path}: {msg}")
+
+
+def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd.Options:
+    opts = rd.Options(raw_mode=True)
+    table = rd.BlockBasedOptions()
+    table.set_format_version(spec.TABLE_FORMAT_VERSION)
+    table.set_checksum_type(rd.ChecksumType.crc32c())
+    table.set_block_size(cfg.block_size)
+    if cfg.bloom_bits > 0:
+        table.set_bloom_filter(cfg.bloom_bits, False)
+    if cache is None:
+        table.disable_cache()
+    else:
+        table.set_block_cache(cache)
+        table.set_cache_index_and_filter_blocks(False)
+    opts.set_block_based_table_factory(table)
+    opts.set_compression_type(_COMPRESSION[cfg.compression]())
+    if cfg.level is not None:
+        opts.set_compression_options(-14, cfg.level, 0, 0)
+    opts.set_write_buffer_size(cfg.write_buffer_bytes)
+    if create:
+        opts.create_if_missing(True)
+        opts.create_missing_column_families(True)
+    return opts
+
+
+def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> rd.Options:
+    opts = _cf_options(CFConfig(compression="none", bloom_bits=0), cache, create=create)
+    opts.set_max_open_files(-1)
+    opts.set_keep_log_file_num(2)
+    if writable:
+        # All column families flush together, so a crash never leaves the
+        # tables of one field ahead of the metadata (SPEC.md, "Commits").
+        opts.set_atomic_flush(True)
+        opts.set_max_background_jobs(2)
+    return opts
+
+
+def list_column_families(path: str) -> list[str]:
+    """Column families of the RocksDB database at ``path``, read without touching it."""
+    shadow = _Shadow(path)
+    try:
+        return rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True))
+    except Exception as e:
+        raise storage_error(e, path) from None
+    finally:
+        shadow.remove()
+
+
+def rocksdb_version(path: str) -> str:
+    """The RocksDB version recorded in the newest OPTIONS file of a database."""
+    names = sorted(n for n in os.listdir(path) if n.startswith("OPTIONS-"))
+    for name in reversed(names):
+        with open(os.path.join(path, name), encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.strip()
+                if line.startswith("rocksdb_version="):
+                    return line.split("=", 1)[1]
+    return "unknown"
+
+
+class _Shadow:
+    """A private directory of symlinks to a database's files (see module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        if not os.path.isfile(os.path.join(path, "CURRENT")):
+            raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
+        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+        src = os.path.abspath(path)
+        try:
+            for name in os.listdir(src):
+                if name in _PRIVATE_FILES or name.startswith("LOG"):
+                    continue
+                os.symlink(os.path.join(src, name), os.path.join(self.path, name))
+        except OSError:
+            self.remove()
+            raise
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+class Storage:
+    """An open RocksDB database with named column families of raw bytes.
+
+    Use :meth:`open_read_only` or :meth:`open_writable`; never construct directly.
+    """
+
+    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[_Shadow], writable: bool):
+        self.path = path
+        self.writable = writable
+        self._db: Optional[rd.Rdict] = db
+        self._shadow = shadow
+        self._cfs = {n: db.get_column_family(n) for n in names}
+        self._handles = {n: db.get_column_family_handle(n) for n in names}
+        self._read_opts = rd.ReadOptions()
+        self._read_opts.set_verify_checksums(True)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open_read_only(
+        cls, path: str, names: Sequence[str], configs: dict[str, CFConfig], cache_bytes: int
+    ) -> "Storage":
+        """Open the column families ``names`` for reading, leaving ``path`` untouched.
+
+        ``configs`` gives read-side settings (bloom filters) per column family;
+        every field column family shares one block cache of ``cache_bytes``
+        (0 disables the cache).
+        """
+        shadow = _Shadow(path)
+        cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
+        opts = _db_options(None, create=False, writable=False)
+        opts.set_db_log_dir(shadow.path)
+        cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
+        try:
+            db = rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
+        except Exception as e:
+            shadow.remove()
+            raise storage_error(e, path) from None
+        return cls(path, db, names, shadow, writable=False)
+
+    @classmethod
+    def open_writable(
+        cls, path: str, configs: dict[str, CFConfig], *, create: bool, cache_bytes: int = 32 * 2**20
+    ) -> "Storage":
+        """Open (or create) ``path`` for writing with the column families in ``configs``.
+
+        Raises:
+            DatasetLockedError: another process holds the database's lock.
+        """
+        cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
+        opts = _db_options(cache, create=create, writable=True)
+        cfs = {n: _cf_options(c, cache, create=create) for n, c in configs.items()}
+        try:
+            db = rd.Rdict(path, opts, column_families=cfs, access_type=rd.AccessType.read_write())
+        except Exception as e:
+            raise storage_error(e, path) from None
+        return cls(path, db, list(configs), None, writable=True)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, cf: str, key: bytes) -> Optional[bytes]:
+        """One value, or ``None`` if the key is absent."""
+        try:
+            return self._cfs[cf].get(key, None, self._read_opts)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    def multi_get(self, cf: str, keys: list[bytes]) -> list[Optional[bytes]]:
+        """Many values in one RocksDB MultiGet, ``None`` where absent."""
+        try:
+            return self._cfs[cf].get(keys, None, self._read_opts)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    def iterate(
+        self, cf: str, start: Optional[bytes] = None, stop: Optional[bytes] = None, *, readahead: int = 2**21
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs in key order from ``start`` (inclusive) to ``stop`` (exclusive)."""
+        opts = rd.ReadOptions()
+        opts.set_verify_checksums(True)
+        opts.set_readahead_size(readahead)
+        if stop is not None:
+            opts.set_iterate_upper_bound(stop)
+        try:
+            it = self._cfs[cf].iter(opts)
+            if start is None:
+                it.seek_to_first()
+            else:
+                it.seek(start)
+            while it.valid():
+                yield it.key(), it.value()
+                it.next()
+            it.status()
+        except RocksdsError:
+            raise
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, puts: Sequence[tuple[str, bytes, bytes]], *, sync: bool = False, wal: bool = True) -> None:
+        """Apply ``(cf, key, value)`` puts in one atomic WriteBatch."""
+        batch = rd.WriteBatch(raw_mode=True)
+        handles = self._handles
+        for cf, key, value in puts:
+            batch.put(key, value, handles[cf])
+        wo = rd.WriteOptions()
+        wo.sync = sync
+        wo.disable_wal = not wal
+        try:
+            assert self._db is not None
+            self._db.write(batch, wo)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    def delete_range(self, cf: str, start: bytes, stop: bytes) -> None:
+        """Delete keys in ``[start, stop)`` of one column family."""
+        try:
+            self._cfs[cf].delete_range(start, stop)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    def flush(self) -> None:
+        """Write every memtable to table files (atomically across column families)."""
+        try:
+            for cf in self._cfs.values():
+                cf.flush(True)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    def ingest(self, cf: str, files: list[str]) -> None:
+        """Ingest sorted SST files (built by :meth:`sst_writer`) into one column family."""
+        opts = rd.IngestExternalFileOptions()
+        opts.set_move_files(True)
+        try:
+            self._cfs[cf].ingest_external_file(files, opts)
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+
+    @staticmethod
+    def sst_writer(cfg: CFConfig) -> rd.SstFileWriter:
+        """An SstFileWriter whose tables match :class:`CFConfig` (portable format)."""
+        return rd.SstFileWriter(_cf_options(cfg, None, create=False))
+
+    # ------------------------------------------------------------------ lifetime
+
+    def int_property(self, cf: str, name: str) -> Optional[int]:
+        """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
+        try:
+            return self._cfs[cf].property_int_value(name)
+        except Exception:
+            return None
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def close(self) -> None:
+        """Flush (when writable) and release the database; idempotent."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            if self.writable:
+                for cf in self._cfs.values():
+                    cf.flush(True)
+            self._cfs.clear()
+            self._handles.clear()
+            db.close()
+        except Exception as e:
+            raise storage_error(e, self.path) from None
+        finally:
+            if self._shadow is not None:
+                self._shadow.remove()

@@ -1,0 +1,494 @@
+"""The schema: what fields a dataset has, and how it is written to the metadata record.
+
+:class:`Field` and :class:`Schema` are frozen pydantic models. The schema
+document stored in a dataset is a msgpack map (SPEC.md, "Schema document");
+:meth:`Schema.to_bytes` and :meth:`Schema.from_bytes` convert between the two
+and apply every limit SPEC.md asks a reader to apply before trusting a
+document. This module never touches RocksDB.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal, Optional, TypedDict
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field as PydanticField, TypeAdapter, ValidationError
+from pydantic import field_validator, model_validator
+
+from . import spec
+from .errors import SchemaError, UnsupportedFeatureError, UnsupportedVersionError
+
+__all__ = ["Field", "Schema", "document_json_schema"]
+
+Dim = Optional[int]
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not spec.NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{kind} {name!r} must match {spec.NAME_PATTERN.pattern} "
+            "(letters, digits, '_', '.', '-'; not starting with a digit)"
+        )
+    if len(name) > spec.MAX_NAME_LEN:
+        raise ValueError(f"{kind} {name[:20]!r}... is longer than {spec.MAX_NAME_LEN} characters")
+    if name.startswith("__") or name == spec.DEFAULT_CF:
+        raise ValueError(f"{kind} {name!r} is reserved (names starting with '__', and 'default')")
+    return name
+
+
+def _check_attr_value(value: Any, depth: int, where: str) -> Any:
+    """Return ``value`` as plain JSON-like data (tuples become lists), or raise."""
+    if depth > spec.MAX_ATTRS_DEPTH:
+        raise ValueError(f"attrs are nested deeper than {spec.MAX_ATTRS_DEPTH} levels at {where}")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise ValueError(f"attrs integer at {where} does not fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return _check_attr_value(value.item(), depth, where)
+    if isinstance(value, (list, tuple)):
+        return [_check_attr_value(v, depth + 1, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"attrs keys must be strings, got {k!r} at {where}")
+            out[k] = _check_attr_value(v, depth + 1, f"{where}.{k}")
+        return out
+    raise ValueError(
+        f"attrs value at {where} has type {type(value).__name__}; "
+        "only None, bool, int, float, str, lists and string-keyed maps are allowed"
+    )
+
+
+class _Model(BaseModel):
+    """Frozen pydantic model whose validation errors are :class:`SchemaError`."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise SchemaError(_explain(e)) from None
+
+
+class Field(_Model):
+    """One named value of every sample: an array of fixed dtype and (partly) fixed shape.
+
+    Args:
+        dtype: one of ``rocksds.spec.DTYPES``. ``bytes`` and ``str`` (UTF-8)
+            hold one opaque variable-length value and require ``shape=()``.
+        shape: one entry per dimension, an integer >= 0 or ``None`` for a
+            dimension whose length varies per sample; ``()`` is a scalar.
+        compression: RocksDB codec for the field's column family, one of
+            ``rocksds.spec.COMPRESSIONS``.
+        compression_level: codec level (zstd, zlib, lz4hc); ``None`` for the codec default.
+        column_family: RocksDB column family; defaults to the field's name.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dtype: str
+    shape: tuple[Dim, ...] = ()
+    compression: str = spec.DEFAULT_COMPRESSION
+    compression_level: Optional[int] = None
+    column_family: Optional[str] = None
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in spec.DTYPES:
+            raise ValueError(f"unknown dtype {v!r}; expected one of {sorted(spec.DTYPES)}")
+        return v
+
+    @field_validator("shape", mode="before")
+    @classmethod
+    def _shape_before(cls, v: Any) -> Any:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return (int(v),)
+        if isinstance(v, (list, tuple)):
+            for d in v:
+                if isinstance(d, bool) or not (d is None or isinstance(d, (int, np.integer))):
+                    raise ValueError(f"shape entries must be integers >= 0 or None, got {d!r}")
+            return tuple(None if d is None else int(d) for d in v)
+        raise ValueError(f"shape must be a list of integers or None, got {v!r}")
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: tuple[Dim, ...]) -> tuple[Dim, ...]:
+        if len(v) > spec.MAX_NDIM:
+            raise ValueError(f"shape has {len(v)} dimensions; at most {spec.MAX_NDIM} are allowed")
+        for d in v:
+            if d is not None and not 0 <= d <= spec.MAX_DIM:
+                raise ValueError(f"shape entries must be in 0..{spec.MAX_DIM} or None, got {d}")
+        return v
+
+    @field_validator("compression")
+    @classmethod
+    def _compression(cls, v: str) -> str:
+        if v not in spec.COMPRESSIONS:
+            raise ValueError(f"unknown compression {v!r}; expected one of {sorted(spec.COMPRESSIONS)}")
+        return v
+
+    @field_validator("column_family")
+    @classmethod
+    def _cf(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else _check_name("column family", v)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Field":
+        if self.dtype in spec.OPAQUE_DTYPES and self.shape != ():
+            raise ValueError(f"dtype {self.dtype!r} holds one opaque value per sample; its shape must be ()")
+        fixed = math.prod(d for d in self.shape if d is not None)
+        if fixed * self.itemsize > spec.MAX_RECORD_BYTES:
+            raise ValueError(
+                f"a record of shape {self.shape} and dtype {self.dtype} exceeds "
+                f"{spec.MAX_RECORD_BYTES} bytes"
+            )
+        return self
+
+    @property
+    def is_variable(self) -> bool:
+        """True if records carry a header: a null dimension, or ``bytes``/``str``."""
+        return self.dtype in spec.OPAQUE_DTYPES or None in self.shape
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        """The little-endian numpy dtype of stored values (``object`` for ``bytes``/``str``)."""
+        if self.dtype in spec.OPAQUE_DTYPES:
+            return np.dtype(object)
+        return np.dtype(spec.NUMERIC_DTYPES[self.dtype])
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element (1 for ``bytes``/``str``)."""
+        return 1 if self.dtype in spec.OPAQUE_DTYPES else np.dtype(spec.NUMERIC_DTYPES[self.dtype]).itemsize
+
+    @property
+    def record_bytes(self) -> Optional[int]:
+        """Exact record length of a fixed-shape field, ``None`` for variable ones."""
+        return None if self.is_variable else math.prod(self.shape) * self.itemsize  # type: ignore[arg-type]
+
+
+class SchemaDocumentField(TypedDict, total=False):
+    """One entry of the document's ``fields`` list (SPEC.md)."""
+
+    name: str
+    dtype: str
+    shape: list[Optional[int]]
+    column_family: str
+    compression: str
+    compression_level: int
+
+
+class SchemaDocument(TypedDict, total=False):
+    """The msgpack map stored under ``__rocksds__/schema`` (SPEC.md)."""
+
+    format: Literal["rocksds"]
+    version: str
+    fields: list[SchemaDocumentField]
+    attrs: dict[str, Any]
+    reader_features: list[str]
+    writer_features: list[str]
+    writer: dict[str, str]
+
+
+def document_json_schema() -> dict[str, Any]:
+    """JSON Schema of the schema document, for tools in other languages."""
+    return TypeAdapter(SchemaDocument).json_schema()
+
+
+class Schema(_Model):
+    """The self-description of a dataset.
+
+    Args:
+        fields: ordered mapping of field name -> :class:`Field`.
+        attrs: user metadata; JSON-like values only (tuples become lists).
+        version: format version "MAJOR.MINOR" the document was written with.
+        reader_features: features a reader must understand to read the data.
+        writer_features: features a writer must understand to append.
+        writer: name/version of the library and RocksDB that created the dataset.
+        extra: unknown top-level keys found in a stored document (kept, never interpreted).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    fields: dict[str, Field]
+    attrs: dict[str, Any] = PydanticField(default_factory=dict)
+    version: str = spec.FORMAT_VERSION
+    reader_features: tuple[str, ...] = ()
+    writer_features: tuple[str, ...] = ()
+    writer: dict[str, str] = PydanticField(default_factory=dict)
+    extra: dict[str, Any] = PydanticField(default_factory=dict)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _fields_before(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            raise ValueError("fields must be a mapping of name -> Field")
+        return dict(v)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, Field]) -> dict[str, Field]:
+        if not v:
+            raise ValueError("a schema needs at least one field")
+        if len(v) > spec.MAX_FIELDS:
+            raise ValueError(f"a schema has at most {spec.MAX_FIELDS} fields, got {len(v)}")
+        out: dict[str, Field] = {}
+        seen_cf: dict[str, str] = {}
+        for name, f in v.items():
+            _check_name("field name", name)
+            if f.column_family is None:
+                f = f.model_copy(update={"column_family": name})
+            assert f.column_family is not None
+            if f.column_family in seen_cf:
+                raise ValueError(
+                    f"fields {seen_cf[f.column_family]!r} and {name!r} share column family {f.column_family!r}"
+                )
+            seen_cf[f.column_family] = name
+            out[name] = f
+        return out
+
+    @field_validator("attrs", mode="before")
+    @classmethod
+    def _attrs(cls, v: Any) -> Any:
+        if not isinstance(v, Mapping):
+            raise ValueError("attrs must be a mapping with string keys")
+        return _check_attr_value(v, 0, "attrs")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        _parse_version(v)
+        return v
+
+    # ------------------------------------------------------------------ access
+
+    def __getitem__(self, name: str) -> Field:
+        from .errors import FieldNotFoundError
+
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise FieldNotFoundError(f"no field {name!r}; the schema has {list(self.fields)}") from None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Field names in schema order."""
+        return tuple(self.fields)
+
+    def select(self, names: Optional[list[str] | tuple[str, ...]]) -> "Schema":
+        """A schema with only ``names`` (in that order); all fields if ``None``."""
+        if names is None:
+            return self
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise TypeError(f"fields must be a list of field names, got {names!r}")
+        return self.model_copy(update={"fields": {n: self[n] for n in names}})
+
+    # ------------------------------------------------------------------ inference
+
+    @classmethod
+    def infer(
+        cls,
+        sample: Mapping[str, Any],
+        *,
+        attrs: Optional[Mapping[str, Any]] = None,
+        compression: str = spec.DEFAULT_COMPRESSION,
+        variable: Optional[Mapping[str, tuple[int, ...]]] = None,
+    ) -> "Schema":
+        """Build a schema from one example sample.
+
+        Args:
+            sample: field name -> array, scalar, ``str`` or ``bytes``.
+            attrs: user metadata for the schema.
+            compression: codec for every field.
+            variable: field name -> axes whose length varies per sample
+                (they become ``None`` in the shape).
+        """
+        if not isinstance(sample, Mapping) or not sample:
+            raise SchemaError("Schema.infer needs a non-empty dict of field name -> value")
+        variable = dict(variable or {})
+        fields: dict[str, Field] = {}
+        for name, value in sample.items():
+            if isinstance(value, str):
+                fields[name] = Field(dtype="str", compression=compression)
+                continue
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                fields[name] = Field(dtype="bytes", compression=compression)
+                continue
+            arr = np.asarray(value)
+            dname = _dtype_name(arr.dtype)
+            if dname is None:
+                raise SchemaError(f"field {name!r}: cannot store dtype {arr.dtype}")
+            shape: list[Optional[int]] = list(arr.shape)
+            for axis in variable.pop(name, ()):
+                shape[axis] = None
+            fields[name] = Field(dtype=dname, shape=tuple(shape), compression=compression)
+        if variable:
+            raise SchemaError(f"variable axes given for unknown fields {sorted(variable)}")
+        return cls(fields=fields, attrs=dict(attrs or {}))
+
+    # ------------------------------------------------------------------ document
+
+    def to_document(self) -> dict[str, Any]:
+        """The schema document as a plain dict (SPEC.md, "Schema document")."""
+        doc: dict[str, Any] = dict(self.extra)
+        fields = []
+        for name, f in self.fields.items():
+            entry: dict[str, Any] = {
+                "name": name,
+                "dtype": f.dtype,
+                "shape": list(f.shape),
+                "column_family": f.column_family,
+                "compression": f.compression,
+            }
+            if f.compression_level is not None:
+                entry["compression_level"] = f.compression_level
+            fields.append(entry)
+        doc.update(
+            format=spec.FORMAT_NAME,
+            version=self.version,
+            fields=fields,
+            attrs=self.attrs,
+            reader_features=list(self.reader_features),
+            writer_features=list(self.writer_features),
+            writer=dict(self.writer),
+        )
+        return doc
+
+    def to_bytes(self) -> bytes:
+        """The msgpack-encoded schema document."""
+        data: bytes = msgpack.packb(self.to_document(), use_bin_type=True)
+        if len(data) > spec.MAX_SCHEMA_BYTES:
+            raise SchemaError(f"schema document is {len(data)} bytes; the limit is {spec.MAX_SCHEMA_BYTES}")
+        return data
+
+    @classmethod
+    def from_document(cls, doc: Any) -> "Schema":
+        """Validate a decoded schema document (SPEC.md's reader rules) and build a Schema.
+
+        Raises:
+            UnsupportedVersionError: the major version is not this reader's.
+            UnsupportedFeatureError: ``reader_features`` names an unknown feature.
+            SchemaError: anything else malformed.
+        """
+        if not isinstance(doc, dict):
+            raise SchemaError(f"schema document must be a map, got {type(doc).__name__}")
+        if doc.get("format") != spec.FORMAT_NAME:
+            raise SchemaError(f"schema document 'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
+        version = doc.get("version")
+        major, _minor = _parse_version(version)
+        if major != spec.FORMAT_MAJOR:
+            raise UnsupportedVersionError(
+                f"dataset uses format version {version}; this reader supports major version "
+                f"{spec.FORMAT_MAJOR} (upgrade rocksds to read it)"
+            )
+        reader_features = _str_list(doc.get("reader_features", []), "reader_features")
+        unknown = sorted(set(reader_features) - spec.KNOWN_READER_FEATURES)
+        if unknown:
+            raise UnsupportedFeatureError(f"dataset requires reader features this reader does not know: {unknown}")
+        writer_features = _str_list(doc.get("writer_features", []), "writer_features")
+        raw_fields = doc.get("fields")
+        if not isinstance(raw_fields, list):
+            raise SchemaError("schema document 'fields' must be a list")
+        if len(raw_fields) > spec.MAX_FIELDS:
+            raise SchemaError(f"schema document has {len(raw_fields)} fields; the limit is {spec.MAX_FIELDS}")
+        fields: dict[str, Field] = {}
+        for i, entry in enumerate(raw_fields):
+            if not isinstance(entry, dict):
+                raise SchemaError(f"fields[{i}] must be a map")
+            missing = [k for k in ("name", "dtype", "shape", "column_family", "compression") if k not in entry]
+            if missing:
+                raise SchemaError(f"fields[{i}] lacks required keys {missing}")
+            name = entry["name"]
+            if not isinstance(name, str):
+                raise SchemaError(f"fields[{i}].name must be a string")
+            if name in fields:
+                raise SchemaError(f"field name {name!r} appears twice")
+            known = {k: entry[k] for k in Field.model_fields if k in entry}
+            if not isinstance(known["shape"], list):
+                raise SchemaError(f"field {name!r}: shape must be a list")
+            try:
+                fields[name] = Field(**known)
+            except SchemaError as e:
+                raise SchemaError(f"field {name!r}: {e}") from None
+        writer = doc.get("writer", {})
+        if not isinstance(writer, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in writer.items()):
+            raise SchemaError("schema document 'writer' must be a map of strings")
+        attrs = doc.get("attrs", {})
+        known_top = {"format", "version", "fields", "attrs", "reader_features", "writer_features", "writer"}
+        extra = {k: v for k, v in doc.items() if k not in known_top}
+        return cls(
+            fields=fields,
+            attrs=attrs,
+            version=version,
+            reader_features=tuple(reader_features),
+            writer_features=tuple(writer_features),
+            writer=writer,
+            extra=extra,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Schema":
+        """Decode and validate a stored schema document, with SPEC.md's size limits."""
+        return cls.from_document(decode_document(data))
+
+
+def decode_document(data: bytes) -> Any:
+    """msgpack-decode a schema document with bounded sizes; :class:`SchemaError` on any failure."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SchemaError("schema record must be bytes")
+    if len(data) > spec.MAX_SCHEMA_BYTES:
+        raise SchemaError(f"schema document is {len(data)} bytes; the limit is {spec.MAX_SCHEMA_BYTES}")
+    try:
+        return msgpack.unpackb(
+            bytes(data),
+            raw=False,
+            strict_map_key=True,
+            max_str_len=spec.MAX_SCHEMA_BYTES,
+            max_bin_len=spec.MAX_SCHEMA_BYTES,
+            max_array_len=2**20,
+            max_map_len=2**20,
+            max_ext_len=0,
+        )
+    except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,
+            msgpack.exceptions.StackError, TypeError, UnicodeDecodeError, RecursionError) as e:
+        raise SchemaError(f"schema document is not valid msgpack: {type(e).__name__}: {e}") from None
+
+
+def _parse_version(v: Any) -> tuple[int, int]:
+    if not isinstance(v, str):
+        raise SchemaError(f"version must be a string 'MAJOR.MINOR', got {v!r}")
+    parts = v.split(".")
+    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
+        raise SchemaError(f"version must be 'MAJOR.MINOR', got {v!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _str_list(v: Any, what: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise SchemaError(f"schema document {what!r} must be a list of strings")
+    return v
+
+
+def _dtype_name(dt: np.dtype) -> Optional[str]:
+    if dt.kind in "US":
+        return None
+    name = dt.newbyteorder("=").name if dt.byteorder not in "=|" else dt.name
+    return name if name in spec.NUMERIC_DTYPES else None
+
+
+def _explain(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)

@@ -1,0 +1,108 @@
+"""Constants of the rocksds on-disk format, as SPEC.md defines them.
+
+Every name, version and limit that SPEC.md fixes lives here and only here, so
+the spec and the code cannot drift apart silently. Standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "FORMAT_MAJOR",
+    "FORMAT_MINOR",
+    "META_CF",
+    "DEFAULT_CF",
+    "SCHEMA_KEY",
+    "COUNT_KEY",
+    "KEY_BYTES",
+    "VAR_DIM_BYTES",
+    "NUMERIC_DTYPES",
+    "OPAQUE_DTYPES",
+    "DTYPES",
+    "COMPRESSIONS",
+    "REQUIRED_COMPRESSIONS",
+    "DEFAULT_COMPRESSION",
+    "KNOWN_READER_FEATURES",
+    "KNOWN_WRITER_FEATURES",
+    "NAME_PATTERN",
+    "MAX_NAME_LEN",
+    "MAX_FIELDS",
+    "MAX_NDIM",
+    "MAX_DIM",
+    "MAX_RECORD_BYTES",
+    "MAX_SCHEMA_BYTES",
+    "MAX_ATTRS_DEPTH",
+    "MAX_COUNT",
+    "TABLE_FORMAT_VERSION",
+    "TABLE_CHECKSUM",
+]
+
+FORMAT_NAME: Final = "rocksds"
+FORMAT_MAJOR: Final = 1
+FORMAT_MINOR: Final = 0
+FORMAT_VERSION: Final = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
+
+#: Column family holding the metadata records.
+META_CF: Final = "__rocksds__"
+#: RocksDB's own column family; it exists in every database and holds nothing.
+DEFAULT_CF: Final = "default"
+#: Keys inside ``META_CF``.
+SCHEMA_KEY: Final = b"schema"
+COUNT_KEY: Final = b"count"
+
+#: A sample's key is its index as this many big-endian bytes; so is ``count``.
+KEY_BYTES: Final = 8
+#: Each variable (null) dimension of a record is prefixed as a little-endian uint32.
+VAR_DIM_BYTES: Final = 4
+
+#: dtype name -> little-endian numpy type string.
+NUMERIC_DTYPES: Final = {
+    "bool": "|b1",
+    "int8": "|i1",
+    "int16": "<i2",
+    "int32": "<i4",
+    "int64": "<i8",
+    "uint8": "|u1",
+    "uint16": "<u2",
+    "uint32": "<u4",
+    "uint64": "<u8",
+    "float16": "<f2",
+    "float32": "<f4",
+    "float64": "<f8",
+    "complex64": "<c8",
+    "complex128": "<c16",
+}
+#: Variable-length opaque values; their shape must be [].
+OPAQUE_DTYPES: Final = frozenset({"bytes", "str"})
+DTYPES: Final = frozenset(NUMERIC_DTYPES) | OPAQUE_DTYPES
+
+#: Compression names a schema may use.
+COMPRESSIONS: Final = frozenset({"none", "snappy", "lz4", "lz4hc", "zlib", "zstd", "bz2"})
+#: Codecs every conforming reader must support; others are optional.
+REQUIRED_COMPRESSIONS: Final = frozenset({"none", "snappy", "lz4"})
+DEFAULT_COMPRESSION: Final = "lz4"
+
+#: Features this implementation understands (SPEC.md, "Versioning").
+KNOWN_READER_FEATURES: Final = frozenset[str]()
+KNOWN_WRITER_FEATURES: Final = frozenset[str]()
+
+#: Field names (and so column family names by default).
+NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+MAX_NAME_LEN: Final = 128
+
+# Limits a reader applies before trusting a schema document (SPEC.md, "Security").
+MAX_FIELDS: Final = 1024
+MAX_NDIM: Final = 32
+MAX_DIM: Final = 2**32 - 1
+MAX_RECORD_BYTES: Final = 2**31 - 1
+MAX_SCHEMA_BYTES: Final = 16 * 2**20
+MAX_ATTRS_DEPTH: Final = 32
+MAX_COUNT: Final = 2**63 - 1
+
+#: Block-based table settings that keep files readable by RocksDB 6.x.
+TABLE_FORMAT_VERSION: Final = 5
+TABLE_CHECKSUM: Final = "crc32c"

@@ -1,0 +1,323 @@
+"""Writing datasets: :func:`create` a new one, or append through :class:`Writer`.
+
+Every sample is validated and encoded before anything is written. Records and
+the new ``count`` go to RocksDB in one atomic WriteBatch (a *commit*), so a
+reader never sees ``count`` ahead of the records (SPEC.md, "Commits").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+import numpy as np
+
+from . import __version__ as _version
+from ._metadata import check_is_dataset, metadata_puts, read_count, read_schema
+from ._storage import CFConfig, Storage, rocksdb_version
+from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidArgumentError, SampleError
+from .errors import UnsupportedFeatureError
+from .keys import encode_key, encode_keys
+from .records import Codec
+from .schema import Schema
+from .spec import KNOWN_WRITER_FEATURES, META_CF
+
+__all__ = ["Writer", "create", "open_writer"]
+
+#: append() commits by itself once this many encoded bytes are pending.
+DEFAULT_COMMIT_BYTES = 64 * 2**20
+
+
+def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
+    configs = {META_CF: CFConfig(compression="none", bloom_bits=0, write_buffer_bytes=4 * 2**20)}
+    for f in schema.fields.values():
+        assert f.column_family is not None
+        configs[f.column_family] = CFConfig(compression=f.compression, level=f.compression_level)
+    return configs
+
+
+class Writer:
+    """Appends samples to a dataset. Get one from :func:`create` or ``rocksds.open(path, mode="a")``.
+
+    ``len(writer)`` is the number of committed samples. :meth:`append` buffers
+    and commits once ``commit_bytes`` are pending; :meth:`extend` and
+    :meth:`commit` commit at once; closing (or leaving a ``with`` block
+    normally) commits and flushes every column family to table files. Leaving a
+    ``with`` block by an exception discards samples not yet committed.
+
+    Args:
+        sync: fsync the write-ahead log on every commit, so commits survive
+            power loss, not only a crash of the process.
+        wal: write through RocksDB's write-ahead log (default). With
+            ``wal=False`` commits reach disk only at :meth:`flush`, at close,
+            or when a memtable fills; all column families flush atomically, so
+            a crash loses the newest commits but never leaves them half done.
+        commit_bytes: pending bytes at which :meth:`append` commits by itself.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        schema: Schema,
+        count: int,
+        *,
+        sync: bool = False,
+        wal: bool = True,
+        commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    ) -> None:
+        if not isinstance(commit_bytes, int) or commit_bytes <= 0:
+            raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
+        self._storage: Optional[Storage] = storage
+        self.schema = schema
+        self.path = storage.path
+        self._count = count
+        self._sync = bool(sync)
+        self._wal = bool(wal)
+        self._commit_bytes = commit_bytes
+        self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
+        self._pending: list[list[bytes]] = []
+        self._pending_bytes = 0
+
+    # ------------------------------------------------------------------ state
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def pending(self) -> int:
+        """Samples appended but not yet committed."""
+        return len(self._pending)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.schema.attrs
+
+    def _live(self) -> Storage:
+        if self._storage is None:
+            raise ClosedError(f"writer for {self.path} is closed")
+        return self._storage
+
+    # ------------------------------------------------------------------ writing
+
+    def encode(self, sample: Mapping[str, Any]) -> list[bytes]:
+        """Validate one sample and return its records in schema order (nothing is written)."""
+        if not isinstance(sample, Mapping):
+            raise SampleError(f"a sample is a dict of field name -> value, got {type(sample).__name__}")
+        unknown = [k for k in sample if k not in self.schema.fields]
+        if unknown:
+            raise SampleError(f"sample has fields {unknown} that are not in the schema {list(self.schema.fields)}")
+        records = []
+        for codec, _cf in self._codecs:
+            try:
+                value = sample[codec.name]
+            except KeyError:
+                raise SampleError(f"sample lacks field {codec.name!r}") from None
+            records.append(codec.encode(value))
+        return records
+
+    def append(self, sample: Mapping[str, Any]) -> None:
+        """Validate and buffer one sample; commits once ``commit_bytes`` are pending."""
+        self._live()
+        records = self.encode(sample)
+        self._pending.append(records)
+        self._pending_bytes += sum(map(len, records))
+        if self._pending_bytes >= self._commit_bytes:
+            self.commit()
+
+    def extend(self, samples: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> None:
+        """Validate and commit many samples in one atomic write, with anything pending.
+
+        ``samples`` is either a dict of stacked values (arrays with a leading
+        sample axis, or lists for variable-shape fields) or an iterable of
+        sample dicts. If any sample is invalid nothing is written. For streams
+        larger than memory, call ``extend`` once per chunk.
+        """
+        self._live()
+        if isinstance(samples, Mapping):
+            encoded = self._encode_stacked(samples)
+        elif isinstance(samples, (str, bytes)) or not isinstance(samples, Iterable):
+            raise ArgumentTypeError(
+                "extend takes a dict of stacked values or an iterable of sample dicts, "
+                f"got {type(samples).__name__}"
+            )
+        else:
+            encoded = []
+            for i, s in enumerate(samples):
+                try:
+                    encoded.append(self.encode(s))
+                except SampleError as e:
+                    raise SampleError(f"sample {i} of the batch: {e}") from None
+        self._pending.extend(encoded)
+        self._pending_bytes += sum(len(r) for rec in encoded for r in rec)
+        self.commit()
+
+    def _encode_stacked(self, columns: Mapping[str, Any]) -> list[list[bytes]]:
+        unknown = [k for k in columns if k not in self.schema.fields]
+        if unknown:
+            raise SampleError(f"batch has fields {unknown} that are not in the schema {list(self.schema.fields)}")
+        missing = [c.name for c, _ in self._codecs if c.name not in columns]
+        if missing:
+            raise SampleError(f"batch lacks fields {missing}")
+        lengths = {}
+        for name, col in columns.items():
+            try:
+                lengths[name] = len(col)
+            except TypeError:
+                raise SampleError(f"batch field {name!r} must have a leading sample axis") from None
+        if len(set(lengths.values())) > 1:
+            raise SampleError(f"batch fields have different numbers of samples: {lengths}")
+        n = next(iter(lengths.values()))
+        per_field = [self._encode_column(codec, columns[codec.name], n) for codec, _ in self._codecs]
+        return [list(t) for t in zip(*per_field)] if n else []
+
+    @staticmethod
+    def _encode_column(codec: Codec, column: Any, n: int) -> list[bytes]:
+        if isinstance(column, np.ndarray) and not codec.field.is_variable:
+            return codec.encode_stacked(column)
+        out = []
+        for i in range(n):
+            try:
+                out.append(codec.encode(column[i]))
+            except SampleError as e:
+                raise SampleError(f"sample {i} of the batch: {e}") from None
+        return out
+
+    def commit(self) -> None:
+        """Write every pending sample and the new count in one atomic write."""
+        storage = self._live()
+        if not self._pending:
+            return
+        n = len(self._pending)
+        keys = encode_keys(range(self._count, self._count + n))
+        puts: list[tuple[str, bytes, bytes]] = []
+        for j, (_codec, cf) in enumerate(self._codecs):
+            puts.extend((cf, k, rec[j]) for k, rec in zip(keys, self._pending))  # type: ignore[misc]
+        puts.extend(metadata_puts(None, self._count + n))
+        storage.write(puts, sync=self._sync, wal=self._wal)
+        self._count += n
+        self._pending = []
+        self._pending_bytes = 0
+
+    def flush(self) -> None:
+        """Commit, then write every column family's memtable to table files."""
+        self.commit()
+        self._live().flush()
+
+    def discard(self) -> None:
+        """Drop samples appended but not yet committed."""
+        self._pending = []
+        self._pending_bytes = 0
+
+    def close(self) -> None:
+        """Commit, flush to table files and release the lock; idempotent."""
+        if self._storage is None:
+            return
+        try:
+            self.commit()
+        finally:
+            storage, self._storage = self._storage, None
+            storage.close()
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._storage is None else f"{self._count} committed, {self.pending} pending"
+        return f"<rocksds.Writer {self.path!r} {state}>"
+
+
+def create(
+    path: str | os.PathLike[str],
+    schema: Schema,
+    *,
+    overwrite: bool = False,
+    sync: bool = False,
+    wal: bool = True,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
+) -> Writer:
+    """Create an empty dataset at ``path`` and return a :class:`Writer` for it.
+
+    Creation is atomic: the dataset is built in a sibling directory and renamed
+    into place once its schema and ``count = 0`` are on disk, so a crash leaves
+    either nothing at ``path`` or a valid empty dataset.
+
+    Args:
+        path: directory to create; must not exist (unless ``overwrite``).
+        schema: the dataset's :class:`Schema`.
+        overwrite: replace an existing rocksds dataset (never anything else).
+        sync, wal, commit_bytes: see :class:`Writer`.
+    """
+    if not isinstance(schema, Schema):
+        raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
+    path = os.fspath(path)
+    if os.path.lexists(path):
+        if not overwrite:
+            raise DatasetExistsError(f"{path} already exists (pass overwrite=True to replace a rocksds dataset)")
+        check_is_dataset(path)
+        shutil.rmtree(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InvalidArgumentError(f"cannot create {path}: parent directory {parent} does not exist")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.creating-{uuid.uuid4().hex[:12]}")
+    configs = _cf_configs(schema)
+    try:
+        storage = Storage.open_writable(tmp, configs, create=True)
+        try:
+            stamped = schema.model_copy(
+                update={"writer": {"name": "rocksds", "version": _version, "rocksdb": rocksdb_version(tmp)}}
+            )
+            storage.write(metadata_puts(stamped, 0), sync=True)
+        finally:
+            storage.close()
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes)
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    *,
+    sync: bool = False,
+    wal: bool = True,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
+) -> Writer:
+    """Open an existing dataset for appending after its last committed sample.
+
+    Records left beyond ``count`` by an interrupted bulk ingest are deleted first.
+
+    Raises:
+        DatasetLockedError: another writer has the dataset open.
+        UnsupportedFeatureError: the dataset needs a writer feature this library lacks.
+    """
+    path = os.fspath(path)
+    check_is_dataset(path)
+    probe = Storage.open_read_only(path, [META_CF], {}, 0)
+    try:
+        schema = read_schema(probe)
+    finally:
+        probe.close()
+    unknown = sorted(set(schema.writer_features) - KNOWN_WRITER_FEATURES)
+    if unknown:
+        raise UnsupportedFeatureError(f"{path} requires writer features this library does not know: {unknown}")
+    storage = Storage.open_writable(path, _cf_configs(schema), create=False)
+    try:
+        count = read_count(storage)
+        stop = b"\xff" * 9
+        for f in schema.fields.values():
+            assert f.column_family is not None
+            if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
+                storage.delete_range(f.column_family, encode_key(count), stop)
+    except BaseException:
+        storage.close()
+        raise
+    return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
