@@ -1,0 +1,162 @@
+"""The ``rocksds`` command: a thin front end over the library.
+
+Each subcommand parses its arguments and calls one library function. Errors
+print one line (``rocksds: error: ...``) and exit with status 2; a
+:class:`~rocksds.errors.RocksdsError` never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+from . import __version__
+from .errors import RocksdsError
+
+__all__ = ["main", "build_parser"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _dir_bytes(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except OSError:
+                pass
+    return total
+
+
+def info(path: str) -> dict[str, Any]:
+    """Schema, count, per-field sizes and attrs of a dataset, as plain data."""
+    import rocksds
+
+    with rocksds.open(path, cache_gb=0) as ds:
+        fields = []
+        for name, f in ds.schema.fields.items():
+            fields.append(
+                {
+                    "name": name,
+                    "dtype": f.dtype,
+                    "shape": list(f.shape),
+                    "column_family": f.column_family,
+                    "compression": f.compression,
+                    "record_bytes": f.record_bytes,
+                    "raw_bytes": None if f.record_bytes is None else f.record_bytes * len(ds),
+                }
+            )
+        return {
+            "path": path,
+            "format_version": ds.schema.version,
+            "count": len(ds),
+            "disk_bytes": _dir_bytes(path),
+            "fields": fields,
+            "attrs": ds.attrs,
+            "writer": ds.schema.writer,
+        }
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    report = info(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{report['path']}: rocksds {report['format_version']}, {report['count']} samples, "
+          f"{report['disk_bytes'] / 2**20:.1f} MiB on disk")
+    for f in report["fields"]:
+        shape = "(" + ", ".join("*" if d is None else str(d) for d in f["shape"]) + ")"
+        raw = "" if f["raw_bytes"] is None else f", {f['raw_bytes'] / 2**20:.1f} MiB raw"
+        print(f"  {f['name']:<16} {f['dtype']:<10} {shape:<20} {f['compression']}{raw}")
+    if report["attrs"]:
+        print("  attrs: " + json.dumps(report["attrs"], ensure_ascii=False))
+    if report["writer"]:
+        print("  written by: " + ", ".join(f"{k} {v}" for k, v in report["writer"].items()))
+    return 0
+
+
+def _summarize(value: Any) -> str:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return f"{value.dtype}{list(value.shape)} (empty)"
+        if value.ndim == 0 or value.size <= 6:
+            return f"{value.dtype}{list(value.shape)} {value.tolist()}"
+        if value.dtype.kind in "biuf":
+            return (f"{value.dtype}{list(value.shape)} min={value.min():.4g} max={value.max():.4g} "
+                    f"mean={value.astype(np.float64).mean():.4g}")
+        return f"{value.dtype}{list(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    import rocksds
+
+    with rocksds.open(args.path, cache_gb=0) as ds:
+        n = min(args.n, len(ds))
+        indices = args.index if args.index else list(range(n))
+        for i in indices:
+            sample = ds[i]
+            print(f"[{i}]")
+            for name, value in sample.items():
+                print(f"  {name}: {_summarize(value)}")
+            if args.png:
+                from .preview import save_png
+
+                out = save_png(sample, f"{args.png.rstrip(os.sep)}-{i}.png", field=args.field)
+                print(f"  saved {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rocksds`` command."""
+    parser = argparse.ArgumentParser(prog="rocksds", description="Self-describing deep-learning datasets on RocksDB.")
+    parser.add_argument("--version", action="version", version=f"rocksds {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_info)
+
+    p = sub.add_parser("head", aliases=["show"], help="print the first samples (or --index ones)")
+    p.add_argument("path")
+    p.add_argument("-n", type=int, default=3, help="how many samples from the start (default 3)")
+    p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
+    p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
+    p.add_argument("--field", default="image", help="field to render with --png (default: image)")
+    p.set_defaults(handler=_cmd_head)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+#: Functions that add further subcommands (validate, ingest-raster, convert, demo, bench).
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``rocksds`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except RocksdsError as e:
+        print(f"rocksds: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rocksds: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
