@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Optional, TypedDict
+from typing import Any, Literal, Optional
+
+from typing_extensions import TypedDict
 
 import msgpack
 import numpy as np

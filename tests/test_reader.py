@@ -1,0 +1,200 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import rocksds
+from rocksds import spec
+from rocksds.errors import (
+    ArgumentTypeError,
+    FieldNotFoundError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    NotADatasetError,
+    SchemaError,
+    UnsupportedVersionError,
+)
+from rocksds.keys import encode_count
+from rocksds._storage import CFConfig, Storage
+
+from test_writer import assert_same
+
+
+def test_open_exposes_schema_and_attrs(small_dataset, small_schema):
+    path, samples = small_dataset
+    ds = rocksds.open(path, cache_gb=0.01)
+    assert len(ds) == 50
+    assert ds.attrs == small_schema.attrs
+    assert ds.schema.fields == small_schema.fields
+    assert ds.schema.writer["name"] == "rocksds" and ds.schema.writer["rocksdb"].startswith("9.")
+    assert "image" in repr(ds)
+
+
+def test_indexing(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path)
+    assert_same(ds[-1], samples[-1])
+    assert_same(ds[np.int64(3)], samples[3])
+    sample = ds[10]
+    assert sample["image"].dtype == np.float32 and sample["image"].shape == (3, 8, 8)
+    assert sample["label"].shape == () and sample["label"].dtype == np.int64
+    assert not sample["image"].flags.writeable
+    for bad in (50, -51):
+        with pytest.raises(IndexOutOfRangeError):
+            ds[bad]
+    with pytest.raises(ArgumentTypeError):
+        ds[1.5]
+
+
+def test_slices_and_batches(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path)
+    batch = ds[5:9]
+    assert batch["image"].shape == (4, 3, 8, 8) and batch["image"].flags.writeable
+    assert batch["label"].tolist() == [s["label"] for s in samples[5:9]]
+    assert isinstance(batch["points"], list) and len(batch["points"]) == 4
+    idx = [3, 7, 11, 3, -1]
+    b = ds.get_batch(idx)
+    for j, i in enumerate(idx):
+        assert np.array_equal(b["image"][j], samples[i]["image"])
+        assert np.array_equal(b["points"][j], samples[i]["points"])
+    b2 = ds.get_batch(np.array(idx))
+    assert np.array_equal(b2["mask"], b["mask"])
+    assert ds[::10]["label"].tolist() == [samples[i]["label"] for i in range(0, 50, 10)]
+    assert ds.get_batch([])["image"].shape == (0, 3, 8, 8)
+    with pytest.raises(IndexOutOfRangeError):
+        ds.get_batch([0, 50])
+    with pytest.raises(IndexOutOfRangeError):
+        ds.get_batch(np.array([0, 99]))
+
+
+def test_iteration_is_in_order_and_complete(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path)
+    seen = list(ds)
+    assert len(seen) == 50
+    for a, b in zip(seen, samples):
+        assert_same(a, b)
+    part = list(ds.iter(45, 100))
+    assert len(part) == 5
+    assert_same(part[0], samples[45])
+
+
+def test_fields_subset_opens_only_those(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path, fields=["label", "image"])
+    assert ds.fields == ("label", "image")
+    assert list(ds[4]) == ["label", "image"]
+    assert ds.full_schema.names == ("image", "mask", "label", "points")
+    with pytest.raises(FieldNotFoundError, match="nope"):
+        rocksds.open(path, fields=["nope"])
+
+
+def test_open_never_modifies_the_dataset(small_dataset):
+    path, _ = small_dataset
+
+    def snapshot():
+        return {n: (os.stat(os.path.join(path, n)).st_mtime_ns, os.path.getsize(os.path.join(path, n)))
+                for n in sorted(os.listdir(path))}
+
+    before = snapshot()
+    ds = rocksds.open(path)
+    ds[3], ds[0:4], list(ds)
+    ds.refresh()
+    ds.close()
+    assert snapshot() == before
+
+
+def test_open_errors(tmp_path, small_dataset):
+    with pytest.raises(NotADatasetError, match="does not exist"):
+        rocksds.open(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(NotADatasetError, match="not a RocksDB database"):
+        rocksds.open(tmp_path / "plain")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADatasetError):
+        rocksds.open(tmp_path / "file")
+    with pytest.raises(InvalidArgumentError):
+        rocksds.open(small_dataset[0], mode="w")
+    for bad in (-1, float("nan"), float("inf"), 1e9):
+        with pytest.raises(InvalidArgumentError):
+            rocksds.open(small_dataset[0], cache_gb=bad)
+    with pytest.raises(ArgumentTypeError):
+        rocksds.open(small_dataset[0], cache_gb="2")
+    assert not (tmp_path / "missing").exists()
+
+
+def _raw_db(path, meta: dict):
+    s = Storage.open_writable(str(path), {spec.META_CF: CFConfig(), "a": CFConfig()}, create=True)
+    s.write([(spec.META_CF, k, v) for k, v in meta.items()])
+    s.close()
+
+
+def test_plain_rocksdb_database_is_not_a_dataset(tmp_path):
+    s = Storage.open_writable(str(tmp_path / "db"), {"a": CFConfig()}, create=True)
+    s.close()
+    with pytest.raises(NotADatasetError, match="not a rocksds dataset"):
+        rocksds.open(tmp_path / "db")
+    _raw_db(tmp_path / "noschema", {spec.COUNT_KEY: encode_count(0)})
+    with pytest.raises(NotADatasetError, match="no schema"):
+        rocksds.open(tmp_path / "noschema")
+
+
+def test_malformed_and_future_schema(tmp_path):
+    _raw_db(tmp_path / "bad", {spec.SCHEMA_KEY: b"\xc1garbage", spec.COUNT_KEY: encode_count(0)})
+    with pytest.raises(SchemaError, match="msgpack"):
+        rocksds.open(tmp_path / "bad")
+    doc = rocksds.Schema(fields={"a": rocksds.Field(dtype="int8")}).to_document()
+    doc["version"] = "2.0"
+    import msgpack
+
+    _raw_db(tmp_path / "v2", {spec.SCHEMA_KEY: msgpack.packb(doc), spec.COUNT_KEY: encode_count(0)})
+    with pytest.raises(UnsupportedVersionError):
+        rocksds.open(tmp_path / "v2")
+
+
+def test_pickle_keeps_path_and_options(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path, fields=["label"], cache_gb=0.01)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone.fields == ("label",) and clone[7]["label"] == samples[7]["label"]
+
+
+def test_handle_reopens_after_fork(small_dataset):
+    path, samples = small_dataset
+    ds = rocksds.open(path)
+    ds[0]
+    parent_storage = ds._storage
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            ok = int(ds[5]["label"]) == samples[5]["label"] and ds._storage is not parent_storage
+        except BaseException:
+            ok = False
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1"
+    assert ds._storage is parent_storage
+    assert ds[5]["label"] == samples[5]["label"]
+
+
+def test_refresh_sees_new_commits(small_dataset, rng):
+    from conftest import make_samples
+
+    path, _ = small_dataset
+    ds = rocksds.open(path)
+    with rocksds.open(path, mode="a") as w:
+        w.extend(make_samples(rng, 3))
+        assert len(ds) == 50
+        ds.refresh()
+        assert len(ds) == 53
+
+
+def test_closed_dataset(small_dataset):
+    ds = rocksds.open(small_dataset[0])
+    ds.close()
+    with pytest.raises(rocksds.ClosedError):
+        ds[0]
