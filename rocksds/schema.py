@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 import msgpack
 import numpy as np
@@ -178,27 +178,31 @@ class Field(_Model):
         return None if self.is_variable else math.prod(self.shape) * self.itemsize  # type: ignore[arg-type]
 
 
-class SchemaDocumentField(TypedDict, total=False):
-    """One entry of the document's ``fields`` list (SPEC.md)."""
+_DtypeName = Literal[tuple(sorted(spec.DTYPES))]  # type: ignore[valid-type]
+_CompressionName = Literal[tuple(sorted(spec.COMPRESSIONS))]  # type: ignore[valid-type]
+
+
+class SchemaDocumentField(TypedDict):
+    """One entry of the document's ``fields`` list (SPEC.md, 3.1)."""
 
     name: str
-    dtype: str
+    dtype: _DtypeName
     shape: list[Optional[int]]
     column_family: str
-    compression: str
-    compression_level: int
+    compression: _CompressionName
+    compression_level: NotRequired[int]
 
 
-class SchemaDocument(TypedDict, total=False):
-    """The msgpack map stored under ``__rocksds__/schema`` (SPEC.md)."""
+class SchemaDocument(TypedDict):
+    """The msgpack map stored under ``__rocksds__/schema`` (SPEC.md, 3)."""
 
     format: Literal["rocksds"]
     version: str
     fields: list[SchemaDocumentField]
-    attrs: dict[str, Any]
-    reader_features: list[str]
-    writer_features: list[str]
-    writer: dict[str, str]
+    attrs: NotRequired[dict[str, Any]]
+    reader_features: NotRequired[list[str]]
+    writer_features: NotRequired[list[str]]
+    writer: NotRequired[dict[str, str]]
 
 
 def document_json_schema() -> dict[str, Any]:

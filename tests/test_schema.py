@@ -174,3 +174,16 @@ json_like = st.recursive(
 def test_random_schemas_roundtrip(fields, attrs):
     s = Schema(fields=fields, attrs=attrs)
     assert Schema.from_bytes(s.to_bytes()) == s
+
+
+def test_committed_json_schema_is_current():
+    """docs/schema-document.schema.json is generated from the models; regenerate it when they change."""
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "docs" / "schema-document.schema.json"
+    assert json.loads(path.read_text()) == document_json_schema(), (
+        "regenerate with: python -c 'import json, rocksds.schema as s; "
+        "print(json.dumps(s.document_json_schema(), indent=2, sort_keys=True, ensure_ascii=False))' "
+        "> docs/schema-document.schema.json"
+    )
