@@ -131,21 +131,26 @@ class NpyFolderSource(Source):
             if fields is not None:
                 raise InvalidArgumentError("fields applies to .npz files; name a .npy file's field with field=")
             self._keys = {"": field}
-        self._fields = self._infer(headers, auto=variable == "auto")
-        if isinstance(variable, Mapping):
-            self._fields = mark_variable(self._fields, variable)
+        declared = dict(variable) if isinstance(variable, Mapping) else {}
+        self._fields = mark_variable(self._infer(headers, variable == "auto", declared), declared)
         if filename_field is not None:
             if filename_field in self._fields:
                 raise InvalidArgumentError(f"filename_field {filename_field!r} is also an array's name")
             self._fields[filename_field] = Field(dtype="str")
 
-    def _infer(self, headers: list[dict[str, Header]], auto: bool) -> dict[str, Field]:
+    def _infer(
+        self, headers: list[dict[str, Header]], auto: bool, declared: Mapping[str, Sequence[int]]
+    ) -> dict[str, Field]:
         fields: dict[str, Field] = {}
         for key, name in self._keys.items():
             shape0, dtype0 = headers[0][key]
             where = f"{self._paths[0]}:{key}" if key else self._paths[0]
             dname = dtype_name(dtype0, where)
             shape: list[Optional[int]] = list(shape0)
+            axes = declared.get(name, ())
+            for axis in [axes] if isinstance(axes, int) else axes:
+                if isinstance(axis, int) and -len(shape) <= axis < len(shape):
+                    shape[axis] = None  # declared variable: lengths may differ (mark_variable checks the rest)
             for path, header in zip(self._paths[1:], headers[1:]):
                 if key not in header:
                     raise SchemaError(f"{path} lacks array {key!r}, which {self._paths[0]} has")
