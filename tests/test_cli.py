@@ -14,6 +14,7 @@ from PIL import Image
 
 import rocksds
 from rocksds.cli import main
+from rocksds.preview import render
 
 from legacy_layout import SystemCall, write_legacy
 
@@ -55,6 +56,13 @@ def test_convert_hdf5_then_info_and_head_png(tmp_path, h5, capsys):
     assert rc == 0 and stdout.count("saved") == 2
     with Image.open(f"{prefix}-1.png") as im:
         assert (im.mode, im.size) == ("RGB", (7, 9))
+    rc, _, _ = run(capsys, "head", out, "--index", "0", "--png", tmp_path / "nir", "--bands", "B8,B4,B3")
+    with Image.open(tmp_path / "nir-0.png") as im, rocksds.open(out) as ds:
+        assert rc == 0
+        np.testing.assert_array_equal(np.asarray(im), render(ds[0]["image"], bands=[3, 2, 1]))
+        # without --bands, attrs["bands"] picks B4, B3, B2 as RGB
+        with Image.open(f"{prefix}-0.png") as default:
+            np.testing.assert_array_equal(np.asarray(default), render(ds[0]["image"], bands=[2, 1, 0]))
     rc, _, _ = run(capsys, "head", out, "--index", "5", "--png", prefix, "--field", "mask")
     with Image.open(f"{prefix}-5.png") as im, rocksds.open(out) as ds:
         assert im.size == (7, 9)

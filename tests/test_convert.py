@@ -347,3 +347,18 @@ def test_existing_output_needs_overwrite_and_must_be_a_dataset(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(rocksds.NotADatasetError):
         from_torch_dataset(ds, str(tmp_path / "plain"), names=["a"], overwrite=True)
+
+
+def test_legacy_keys_must_be_decimal_and_unique(tmp_path):
+    for keys, message in ((["0", "x1"], "not a decimal number"), (["0", "1", "0"], "listed twice")):
+        src = tmp_path / f"legacy{len(keys)}"
+        write_legacy(src, {"x": np.zeros((len(keys), 2))}, keys)
+        with pytest.raises(rocksds.CorruptionError, match=message):
+            from_legacy(src, tmp_path / "out.rds")
+
+
+def test_invalid_source_names_suggest_renaming(tmp_path):
+    ds = [{"2d": np.zeros(2)}]
+    with pytest.raises(rocksds.SchemaError, match="--field SRC=NAME"):
+        from_torch_dataset(ds, tmp_path / "out.rds")
+    assert from_torch_dataset(ds, tmp_path / "out.rds", fields={"2d": "xy"}).fields["xy"]["shape"] == [2]

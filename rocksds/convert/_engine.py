@@ -255,7 +255,12 @@ def build_schema(
     for name, f in source_fields.items():
         codec, level = parse_compression(per_field[name]) if name in per_field else default
         fields[name] = Field(dtype=f.dtype, shape=f.shape, compression=codec, compression_level=level)
-    return Schema(fields=fields, attrs=dict(attrs or {}))
+    try:
+        return Schema(fields=fields, attrs=dict(attrs or {}))
+    except SchemaError as e:
+        if "field name" in str(e):
+            raise SchemaError(f"{e} (rename it: fields={{'source name': 'new_name'}}, or --field SRC=NAME)") from None
+        raise
 
 
 def convert_source(
@@ -295,12 +300,12 @@ def _convert(
         if not overwrite:
             raise DatasetExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace a dataset)")
         check_is_dataset(out)  # never replace anything but a rocksds dataset
-    parent = os.path.dirname(os.path.abspath(out))
+    parent, base = os.path.split(os.path.abspath(out))
     if not os.path.isdir(parent):
         raise InvalidArgumentError(f"cannot write {out}: directory {parent} does not exist")
     schema = build_schema(source.fields(), compression=compression, field_compression=field_compression, attrs=attrs)
     n = len(source)
-    tmp = os.path.join(parent, f".{os.path.basename(out)}.converting-{uuid.uuid4().hex[:12]}")
+    tmp = os.path.join(parent, f".{base}.converting-{uuid.uuid4().hex[:12]}")
     names = list(schema.fields)
     fields = [schema.fields[k] for k in names]
     digests = bytearray(n * len(names) * _DIGEST_BYTES)

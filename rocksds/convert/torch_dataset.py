@@ -19,6 +19,7 @@ with ``__len__`` and ``__getitem__`` works too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
@@ -84,11 +85,14 @@ class TorchDatasetSource(Source):
         first = self._raw(0)
         self._select = field_selection(list(first), fields, "sample key")
         sample = self._rename(first)
-        try:
-            inferred = Schema.infer(sample).fields
-        except SchemaError as e:
-            raise SchemaError(f"sample 0 of {self.describe()}: {e}") from None
-        self._fields = mark_variable({k: Field(dtype=f.dtype, shape=f.shape) for k, f in inferred.items()}, variable)
+        inferred = {}
+        for name, value in sample.items():  # one at a time: names are checked later, with a rename hint
+            try:
+                f = Schema.infer({"value": value}).fields["value"]
+            except SchemaError as e:
+                raise SchemaError(f"sample 0 of {self.describe()}, {name!r}: {e}") from None
+            inferred[name] = Field(dtype=f.dtype, shape=f.shape)
+        self._fields = mark_variable(inferred, variable)
 
     def _raw(self, i: int) -> dict[str, Any]:
         item = self.dataset[i]
@@ -135,7 +139,7 @@ class TorchDatasetSource(Source):
 
 def from_torch_dataset(
     dataset: Any,
-    out: str,
+    out: str | os.PathLike[str],
     *,
     names: Optional[Sequence[str]] = None,
     fields: FieldSelection = None,
