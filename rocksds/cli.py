@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
     p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
     p.add_argument("--field", default="image", help="field to render with --png (default: image)")
-    p.add_argument("--bands", type=_band_list, metavar="B,G,R", help="bands to render as RGB with --png: indices or names from attrs['bands']")
+    p.add_argument("--bands", type=_band_list, metavar="B,G,R",
+                   help="bands to render as RGB with --png: indices, or names from attrs['bands']")
     p.set_defaults(handler=_cmd_head)
 
     for register in _EXTRA_COMMANDS:

@@ -182,7 +182,9 @@ def save_png(
     """
     if isinstance(sample, Mapping):
         if field not in sample:
-            raise FieldNotFoundError(f"sample has no field {field!r} to draw; it has {list(sample)} (pick one with --field)")
+            raise FieldNotFoundError(
+                f"sample has no field {field!r} to draw; it has {list(sample)} (pick one with --field)"
+            )
         value = sample[field]
     else:
         value = sample

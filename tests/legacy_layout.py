@@ -47,7 +47,9 @@ def write_legacy(
     finally:
         db.close()
     if metadata is None:
-        metadata = {name: {"shape": np.asarray(v[0]).shape, "dtype": np.asarray(v[0]).dtype} for name, v in arrays.items()}
+        metadata = {
+            name: {"shape": np.asarray(v[0]).shape, "dtype": np.asarray(v[0]).dtype} for name, v in arrays.items()
+        }
     with open(os.path.join(path, "metadata.dat"), "wb") as fh:
         pickle.dump(dict(metadata), fh, protocol=protocol)
     with open(os.path.join(path, "keys.dat"), "w", encoding="ascii") as fh:

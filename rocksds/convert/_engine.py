@@ -64,7 +64,9 @@ def require(module: str, pip: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise DependencyNotFoundError(f"{module} is required for this; install it with: pip install {pip} ({e})") from None
+        raise DependencyNotFoundError(
+            f"{module} is required for this; install it with: pip install {pip} ({e})"
+        ) from None
 
 
 def dtype_name(dt: Any, where: str) -> str:
@@ -346,7 +348,9 @@ def _convert(
         path=out,
         source=source.describe(),
         count=n,
-        fields={k: {"dtype": f.dtype, "shape": list(f.shape), "compression": f.compression} for k, f in zip(names, fields)},
+        fields={
+            k: {"dtype": f.dtype, "shape": list(f.shape), "compression": f.compression} for k, f in zip(names, fields)
+        },
         data_bytes=data_bytes,
         disk_bytes=_dir_bytes(out),
         seconds=round(seconds, 3),
@@ -363,7 +367,9 @@ def _verify(path: str, schema: Schema, names: list[str], digests: bytearray, n: 
             raise VerificationError(f"read back {len(ds)} samples, wrote {n}; the output was removed")
         for name in names:
             if ds.schema.fields[name] != schema.fields[name]:
-                raise VerificationError(f"field {name!r} reads back as {ds.schema.fields[name]}; the output was removed")
+                raise VerificationError(
+                    f"field {name!r} reads back as {ds.schema.fields[name]}; the output was removed"
+                )
         fields = [ds.schema.fields[k] for k in names]
         try:
             _compare(ds, names, fields, digests, bar)

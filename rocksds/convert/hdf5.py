@@ -84,7 +84,9 @@ class HDF5Source(Source):
         string = h5py.check_string_dtype(dset.dtype)
         if string is not None:
             if dset.ndim != 1:
-                raise SchemaError(f"{where}: string datasets must be 1-D (one string per sample), got shape {dset.shape}")
+                raise SchemaError(
+                    f"{where}: string datasets must be 1-D (one string per sample), got shape {dset.shape}"
+                )
             return Field(dtype="str" if string.encoding == "utf-8" and string.length is None else "bytes")
         if dset.dtype.kind == "S" and dset.ndim == 1:
             return Field(dtype="bytes")

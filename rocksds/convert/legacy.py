@@ -141,7 +141,9 @@ class LegacySource(Source):
         cfs = list_column_families(self.path)
         missing = [name for name in self._select if name not in cfs]
         if missing:
-            raise CorruptionError(f"{self.path}: metadata lists fields {missing} but the database has no such column family")
+            raise CorruptionError(
+                f"{self.path}: metadata lists fields {missing} but the database has no such column family"
+            )
         self._key_field = key_field
         self._fields = {
             new: Field(dtype=dtype_name(self._meta[old][1], old), shape=self._meta[old][0])
