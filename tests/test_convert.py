@@ -54,6 +54,9 @@ def h5_file(tmp_path, rng):
         for k, v in data.items():
             f[k] = v
         f.create_dataset("names", data=names, dtype=h5py.string_dtype())
+        ragged = f.create_dataset("ragged", (n,), dtype=h5py.vlen_dtype(np.int32))
+        for i in range(n):
+            ragged[i] = np.arange(i % 5, dtype=np.int32) * i
         f["other"] = np.zeros(n + 1)  # a different length: excluded unless chosen
     return path, data, names
 
@@ -63,12 +66,15 @@ def test_hdf5_round_trip_with_selection_and_compression(h5_file, tmp_path, monke
     monkeypatch.setattr("rocksds.convert.hdf5._BLOCK_BYTES", 500)  # several blocks, the last one partial
     out = tmp_path / "out.rds"
     fields = {"images": "image", "meta/labels": "label", "meta/mask": "mask", "flags": "flags",
-              "big": "big", "names": "name"}
+              "big": "big", "names": "name", "ragged": "ragged"}
     report = from_hdf5(path, out, fields=fields, compression="zstd:5", field_compression={"mask": "none"},
                        attrs={"source": "unit test"})
     assert report.verified and report.count == 37
     assert list(report.fields) == list(fields.values())
-    assert report.data_bytes == sum(v.nbytes for v in data.values()) + sum(len(s.encode()) for s in names)
+    ragged = [np.arange(i % 5, dtype=np.int32) * i for i in range(37)]
+    assert report.data_bytes == (sum(v.nbytes for v in data.values()) + sum(len(s.encode()) for s in names)
+                                 + sum(r.nbytes for r in ragged))
+    assert report.fields["ragged"]["shape"] == [None]
     with rocksds.open(out) as ds:
         assert len(ds) == 37
         assert ds.attrs == {"source": "unit test"}
@@ -78,7 +84,8 @@ def test_hdf5_round_trip_with_selection_and_compression(h5_file, tmp_path, monke
         for i in range(37):
             s = ds[i]
             for src, name in fields.items():
-                assert_same(s[name], names[i] if src == "names" else data[src][i])
+                want = {"names": names, "ragged": ragged}.get(src, data.get(src))
+                assert_same(s[name], want[i])
     assert not leftovers(tmp_path)
 
 

@@ -8,7 +8,8 @@ Each chosen HDF5 dataset of shape ``(N, *shape)`` becomes a field of shape
 every dataset in the file with at least one dimension is taken (they must all
 have the same ``N``), named by its path with ``/`` replaced by ``.``
 (``train/images`` -> ``train.images``). UTF-8 variable-length string datasets
-become ``str`` fields, other string datasets ``bytes`` fields. Rows are read in
+become ``str`` fields, other string datasets ``bytes`` fields, and 1-D
+variable-length numeric datasets (``h5py.vlen_dtype``) fields of shape ``(None,)``. Rows are read in
 blocks of about 32 MiB. Needs h5py (``pip install h5py``), imported only here.
 """
 
@@ -88,8 +89,11 @@ class HDF5Source(Source):
                     f"{where}: string datasets must be 1-D (one string per sample), got shape {dset.shape}"
                 )
             return Field(dtype="str" if string.encoding == "utf-8" and string.length is None else "bytes")
-        if dset.dtype.kind == "S" and dset.ndim == 1:
-            return Field(dtype="bytes")
+        base = h5py.check_vlen_dtype(dset.dtype)
+        if base is not None:  # ragged rows: one 1-D array of any length per sample
+            if dset.ndim != 1:
+                raise SchemaError(f"{where}: variable-length datasets must be 1-D, got shape {dset.shape}")
+            return Field(dtype=dtype_name(base, where), shape=(None,))
         return Field(dtype=dtype_name(dset.dtype, where), shape=dset.shape[1:])
 
     def describe(self) -> str:
@@ -106,7 +110,7 @@ class HDF5Source(Source):
         field = self._fields[name]
         if field.dtype == "str":
             return dset.asstr(), 4096
-        if field.dtype == "bytes":
+        if field.dtype == "bytes" or field.is_variable:
             return dset, 4096
         row = max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
         return dset, max(1, min(4096, _BLOCK_BYTES // row))
