@@ -96,6 +96,11 @@ def _summarize(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _band_list(text: str) -> list[int | str]:
+    """``"3,2,1"`` -> [3, 2, 1]; ``"B4,B3,B2"`` -> band names."""
+    return [int(b) if b.lstrip("-").isdigit() else b for b in text.split(",")]
+
+
 def _cmd_head(args: argparse.Namespace) -> int:
     import rocksds
 
@@ -110,7 +115,8 @@ def _cmd_head(args: argparse.Namespace) -> int:
             if args.png:
                 from .preview import save_png
 
-                out = save_png(sample, f"{args.png.rstrip(os.sep)}-{i}.png", field=args.field)
+                out = save_png(sample, f"{args.png.rstrip(os.sep)}-{i}.png", field=args.field,
+                               bands=args.bands, attrs=ds.attrs)
                 print(f"  saved {out}")
     return 0
 
@@ -132,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
     p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
     p.add_argument("--field", default="image", help="field to render with --png (default: image)")
+    p.add_argument("--bands", type=_band_list, metavar="B,G,R",
+                   help="bands to render as RGB with --png: indices, or names from attrs['bands']")
     p.set_defaults(handler=_cmd_head)
 
     for register in _EXTRA_COMMANDS:
@@ -139,8 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _register_convert(sub: Any) -> None:
+    from .convert._cli import register
+
+    register(sub)
+
+
 #: Functions that add further subcommands (validate, ingest-raster, convert, demo, bench).
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = [_register_convert]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

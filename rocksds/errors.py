@@ -26,6 +26,8 @@ __all__ = [
     "InvalidArgumentError",
     "ArgumentTypeError",
     "IndexOutOfRangeError",
+    "VerificationError",
+    "UnsafeInputError",
 ]
 
 
@@ -98,3 +100,11 @@ class ArgumentTypeError(RocksdsError, TypeError):
 
 class IndexOutOfRangeError(RocksdsError, IndexError):
     """A sample index is outside ``0..len(ds)-1`` (after negative-index wrapping)."""
+
+
+class VerificationError(CorruptionError):
+    """A converted dataset, read back, differs from its source; the output was removed."""
+
+
+class UnsafeInputError(RocksdsError, ValueError):
+    """Input would need code execution to load (e.g. a pickle naming a forbidden global); refused."""
