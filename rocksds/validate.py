@@ -199,7 +199,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
     finally:
         meta.close()
     report.count = count
-    for cf in cfs:
+    for cf in cfs if claimed is not None else []:
         if cf not in claimed and cf not in (spec.META_CF, spec.DEFAULT_CF):
             report.add("extra-column-family", f"column family {cf!r} belongs to no field of the schema")
     for name, f in fields.items():
@@ -207,7 +207,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
             report.add("missing-column-family", f"field {name!r}: column family {f.column_family!r} does not exist",
                        field=name)
     present = {n: f for n, f in fields.items() if f.column_family in cfs}
-    others = [cf for cf in cfs if cf != spec.META_CF and cf not in claimed] if deep else [spec.DEFAULT_CF]
+    others = [cf for cf in cfs if cf != spec.META_CF and cf not in (claimed or ())] if deep else [spec.DEFAULT_CF]
     _check_records(report, path, present, count, others, deep)
     return report
 
@@ -227,24 +227,25 @@ def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:
 # ---------------------------------------------------------------------- metadata
 
 
-def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], set[str]]:
-    """Check the schema record; return the usable fields and every column family the document names."""
+def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Optional[set[str]]]:
+    """Check the schema record; return the usable fields and every column family the document names
+    (``None`` when no document could be read, so no column family can be called extra)."""
     try:
         raw = meta.get(spec.META_CF, spec.SCHEMA_KEY)
     except RocksdsError as e:
         report.add("corrupt-block", f"cannot read the schema record: {e}")
-        return {}, set()
+        return {}, None
     if raw is None:
         report.add("missing-schema", f"the {spec.META_CF!r} column family has no 'schema' record")
-        return {}, set()
+        return {}, None
     try:
         doc = decode_document(raw)
     except SchemaError as e:
         report.add("malformed-schema", str(e))
-        return {}, set()
+        return {}, None
     if not isinstance(doc, dict):
         report.add("malformed-schema", f"the schema document must be a map, got {type(doc).__name__}")
-        return {}, set()
+        return {}, None
     bad_format = doc.get("format") != spec.FORMAT_NAME
     if bad_format:
         report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
@@ -252,11 +253,11 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], set[
         major, _minor = _parse_version(doc.get("version"))
     except SchemaError as e:
         report.add("malformed-schema", str(e))
-        return {}, set()
+        return {}, None
     if major != spec.FORMAT_MAJOR:
         report.add("unsupported-version",
                    f"format version {doc['version']} has major {major}; this validator knows major {spec.FORMAT_MAJOR}")
-        return {}, set()
+        return {}, None
     for key, known, code in (("reader_features", spec.KNOWN_READER_FEATURES, "unknown-reader-feature"),
                              ("writer_features", spec.KNOWN_WRITER_FEATURES, "unknown-writer-feature")):
         value = doc.get(key, [])
