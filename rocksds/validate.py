@@ -94,6 +94,7 @@ class Report:
         path: the dataset checked.
         issues: listed issues, in the order found (at most ``max_listed`` per code and field).
         counts: code -> total number of occurrences, listed or not.
+        unlisted: code -> occurrences beyond the listing limit, counted but not listed.
         count: the committed sample count, if it could be read.
         fields: names of the fields whose records were checked.
         records_checked: records examined in field column families.
@@ -108,6 +109,7 @@ class Report:
     records_checked: int = 0
     deep: bool = False
     max_listed: int = DEFAULT_MAX_LISTED
+    unlisted: Counter[str] = dc_field(default_factory=Counter)
     _listed: Counter[tuple[str, Optional[str]]] = dc_field(default_factory=Counter, repr=False)
 
     def add(self, code: str, message: str, *, field: Optional[str] = None, index: Optional[int] = None, n: int = 1) -> None:
@@ -117,6 +119,8 @@ class Report:
         if self._listed[slot] < self.max_listed:
             self._listed[slot] += 1
             self.issues.append(Issue(code, CODES[code][0], message, field, index))
+        else:
+            self.unlisted[code] += n
 
     @property
     def errors(self) -> int:
@@ -144,7 +148,6 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``rocksds validate --json`` prints)."""
-        listed = Counter(i.code for i in self.issues)
         return {
             "path": self.path,
             "ok": self.ok,
@@ -155,7 +158,7 @@ class Report:
             "records_checked": self.records_checked,
             "deep": self.deep,
             "issues": [asdict(i) for i in self.issues],
-            "unlisted": {c: n - listed[c] for c, n in sorted(self.counts.items()) if n > listed[c]},
+            "unlisted": dict(sorted(self.unlisted.items())),
         }
 
 
@@ -219,7 +222,8 @@ def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:
     try:
         return Storage.open_read_only(path, names, {}, 0)
     except RocksdsError as e:
-        code = "corrupt-block" if "corrupt" in str(e).lower() else "unreadable"
+        low = str(e).lower()
+        code = "corrupt-block" if "corrupt" in low and "no such file" not in low else "unreadable"
         report.add(code, f"cannot open column families {names}: {e}")
         return None
 
@@ -357,23 +361,26 @@ def _check_records(
     names = [f.column_family for f in fields.values()] + others
     if not names:
         return
-    storage = _open_many(report, path, names)
-    if storage is None:
+    opened = _open_many(report, path, names)
+    if opened is None:
         return
+    storage, names = opened
     try:
         for name, f in fields.items():
-            report.fields.append(name)
-            _check_field(report, storage, name, f, count)
+            if f.column_family in names:
+                report.fields.append(name)
+                _check_field(report, storage, name, f, count)
         for cf in others:
-            _scan_other(report, storage, cf, deep)
+            if cf in names:
+                _scan_other(report, storage, cf, deep)
     finally:
         storage.close()
 
 
-def _open_many(report: Report, path: str, names: list[str]) -> Optional[Storage]:
-    """Open all ``names`` at once; if that fails, name the column families that cannot be opened."""
+def _open_many(report: Report, path: str, names: list[str]) -> Optional[tuple[Storage, list[str]]]:
+    """Open all ``names`` at once; if that fails, report the ones that cannot be opened and open the rest."""
     try:
-        return Storage.open_read_only(path, names, {}, 0)
+        return Storage.open_read_only(path, names, {}, 0), names
     except RocksdsError:
         pass
     good = []
@@ -385,7 +392,7 @@ def _open_many(report: Report, path: str, names: list[str]) -> Optional[Storage]
     if not good:
         return None
     try:
-        return Storage.open_read_only(path, good, {}, 0)
+        return Storage.open_read_only(path, good, {}, 0), good
     except RocksdsError as e:  # pragma: no cover - each opened alone
         report.add("unreadable", f"cannot open column families {good} together: {e}")
         return None
