@@ -474,14 +474,12 @@ def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> No
 
 def raw_dump(path: str) -> dict[str, dict[str, str]]:
     """Logical content of a RocksDB directory: column family -> key hex -> sha256 of the value."""
-    out: dict[str, dict[str, str]] = {}
-    for cf in sorted(list_column_families(path)):
-        storage = Storage.open_read_only(path, [cf], {}, 0)
-        try:
-            out[cf] = {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)}
-        finally:
-            storage.close()
-    return out
+    names = sorted(list_column_families(path))
+    storage = Storage.open_read_only(path, names, {}, 0)
+    try:
+        return {cf: {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)} for cf in names}
+    finally:
+        storage.close()
 
 
 def main(argv: Optional[list[str]] = None) -> int:
