@@ -26,7 +26,7 @@ from typing import Any, Literal, Optional
 from . import spec
 from ._storage import Storage, list_column_families
 from .errors import RocksdsError, SchemaError
-from .keys import decode_count
+from .keys import decode_count, encode_key
 from .records import Codec
 from .schema import Field, Schema, _parse_version, decode_document
 
@@ -399,33 +399,44 @@ def _open_many(report: Report, path: str, names: list[str]) -> Optional[tuple[St
 
 
 def _check_field(report: Report, storage: Storage, name: str, f: Field, count: Optional[int]) -> None:
+    """Walk one field's column family in key order, checking keys and records.
+
+    A corrupt block stops a RocksDB iterator; the walk then resumes at the next
+    sample key, so one bad block costs the samples it holds, not the rest.
+    """
     cf = f.column_family
     assert cf is not None
     codec = Codec(name, f)
-    expected = 0  # next sample index we expect to see
+    expected = 0  # the next sample index we expect to see
     beyond = 0
-    try:
-        for key, value in storage.iterate(cf):
-            if len(key) != spec.KEY_BYTES:
-                report.add("foreign-key", f"field {name!r}: key {key[:16].hex()} is {len(key)} bytes, not {spec.KEY_BYTES}",
-                           field=name)
-                continue
-            index = int.from_bytes(key, "big")
-            if count is not None and index >= count:
-                beyond += 1
-                continue
-            if index > expected:
-                _missing(report, name, expected, index)
-            expected = index + 1
-            report.records_checked += 1
-            problem = codec.check(value)
-            if problem is not None:
-                code, message = problem
-                report.add(code, f"field {name!r}, sample {index}: {message}", field=name, index=index)
-    except RocksdsError as e:
-        report.add("corrupt-block", f"field {name!r}: reading column family {cf!r} failed after sample "
-                   f"{expected - 1}: {e}", field=name)
-        return
+    start: Optional[bytes] = None
+    while True:
+        try:
+            for key, value in storage.iterate(cf, start):
+                if len(key) != spec.KEY_BYTES:
+                    report.add("foreign-key", f"field {name!r}: key {key[:16].hex()} is {len(key)} bytes, "
+                               f"not {spec.KEY_BYTES}", field=name)
+                    continue
+                index = int.from_bytes(key, "big")
+                if count is not None and index >= count:
+                    beyond += 1
+                    continue
+                if index > expected:
+                    _missing(report, name, expected, index)
+                expected = index + 1
+                report.records_checked += 1
+                problem = codec.check(value)
+                if problem is not None:
+                    code, message = problem
+                    report.add(code, f"field {name!r}, sample {index}: {message}", field=name, index=index)
+            break
+        except RocksdsError as e:
+            report.add("corrupt-block", f"field {name!r}, sample {expected}: cannot be read: {e}",
+                       field=name, index=expected)
+            expected += 1
+            if count is None or expected >= count:
+                return
+            start = encode_key(expected)
     if count is not None and expected < count:
         _missing(report, name, expected, count)
     if beyond:

@@ -279,3 +279,22 @@ def test_uncommitted_records_are_removed_by_append(dataset) -> None:
 def test_public_export() -> None:
     assert rocksds.validate is validate
     assert "validate" in rocksds.__all__
+
+
+def test_corrupt_block_costs_only_its_samples(tmp_path, rng) -> None:
+    """Each 20 KB record fills a table block of its own; flipping one byte loses one sample, not the rest."""
+    path = str(tmp_path / "blocks.rds")
+    schema = rocksds.Schema(fields={"x": rocksds.Field(dtype="uint8", shape=(20_000,), compression="none")})
+    with rocksds.create(path, schema) as w:
+        w.extend({"x": rng.integers(0, 255, (30, 20_000), dtype=np.uint8)})
+    sst = max((os.path.join(path, f) for f in os.listdir(path) if f.endswith(".sst")), key=os.path.getsize)
+    with open(sst, "r+b") as fh:  # the middle of sample 10's block (blocks are ~20 KB apart)
+        fh.seek(10 * 20_000 + 10_000)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 1]))
+    report = validate(path)
+    assert report.codes() == {"corrupt-block"}
+    assert report.counts["corrupt-block"] == 1
+    assert report.issues[0].index == 10 and "checksum" in report.issues[0].message
+    assert report.records_checked == 29
