@@ -298,3 +298,14 @@ def test_corrupt_block_costs_only_its_samples(tmp_path, rng) -> None:
     assert report.counts["corrupt-block"] == 1
     assert report.issues[0].index == 10 and "checksum" in report.issues[0].message
     assert report.records_checked == 29
+
+
+def test_reserved_metadata_keys_are_not_violations(dataset) -> None:
+    """SPEC.md reserves other metadata keys for later minor versions; readers ignore them."""
+    _put(dataset, META_CF, b"index", b"\x01\x02")
+    assert validate(dataset, deep=True).ok_strict
+
+
+def test_count_at_2_63_is_bad(dataset) -> None:
+    _put(dataset, META_CF, COUNT_KEY, (2**63).to_bytes(8, "big"))
+    assert validate(dataset).codes() == {"bad-count"}
