@@ -22,8 +22,9 @@ from .errors import *  # noqa: F403
 from .schema import Field, Schema
 from .reader import Dataset
 from .writer import Writer, create, open_writer
+from .validate import validate  # the function; rocksds.validate.Report etc. via `from rocksds.validate import ...`
 
-__all__ = ["__version__", "open", "create", "Schema", "Field", "Dataset", "Writer", "errors", "spec"]
+__all__ = ["__version__", "open", "create", "validate", "Schema", "Field", "Dataset", "Writer", "errors", "spec"]
 __all__ += errors.__all__
 
 

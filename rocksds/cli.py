@@ -121,6 +121,26 @@ def _cmd_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    report = validate(args.path, deep=args.deep)
+    failed = not (report.ok_strict if args.strict else report.ok)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "strict": args.strict, "passed": not failed}, indent=2,
+                         ensure_ascii=False))
+        return 1 if failed else 0
+    verdict = "INVALID" if not report.ok else ("OK with warnings" if report.warnings else "OK")
+    count = "unknown count" if report.count is None else f"count {report.count}"
+    print(f"{report.path}: {verdict} ({report.errors} errors, {report.warnings} warnings; {count}, "
+          f"{len(report.fields)} fields, {report.records_checked} records checked{', deep' if report.deep else ''})")
+    for issue in report.issues:
+        print(f"  {issue.severity:<7} {issue.code:<22} {issue.message}")
+    for code, n in report.to_dict()["unlisted"].items():
+        print(f"  ... and {n} more {code}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rocksds`` command."""
     parser = argparse.ArgumentParser(prog="rocksds", description="Self-describing deep-learning datasets on RocksDB.")
@@ -141,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bands", type=_band_list, metavar="B,G,R",
                    help="bands to render as RGB with --png: indices, or names from attrs['bands']")
     p.set_defaults(handler=_cmd_head)
+
+    p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
+    p.add_argument("path")
+    p.add_argument("--deep", action="store_true",
+                   help="also scan every other column family (default, metadata, unknown) with checksum verification")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(handler=_cmd_validate)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

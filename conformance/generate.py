@@ -1,0 +1,494 @@
+"""Rebuild every conformance vector and write case, deterministically.
+
+    python -m conformance.generate            # rewrite conformance/vectors and conformance/write_cases
+    python -m conformance.generate --out DIR  # build into DIR instead (what the tests compare)
+
+Vectors are written record by record with a raw writer on ``rocksds._storage``
+(never through ``rocksds.create``), so invalid vectors can hold exactly the
+broken bytes they are meant to hold, and valid ones exactly the bytes the
+spec prescribes. Each dataset is built in a scratch directory, closed (which
+flushes every column family to table files), and only the files a reader
+needs are kept: ``CURRENT``, ``MANIFEST-*`` and ``*.sst`` (no WAL, LOCK, LOG,
+IDENTITY or OPTIONS: a read-only open needs none of them, and the OPTIONS
+files alone would weigh more than all the data).
+
+RocksDB directories are not byte-reproducible (file numbers, UUIDs, times),
+so regeneration is checked on :func:`raw_dump`: every column family's keys
+and value hashes. (Each field's codec is part of the schema record, so a
+changed codec changes the dump.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field as dc_field
+from typing import Any, Optional
+
+import msgpack
+import numpy as np
+
+from rocksds import spec
+from rocksds._storage import CFConfig, Storage, list_column_families
+from rocksds.keys import encode_count, encode_key
+from rocksds.records import Codec
+from rocksds.schema import Field
+
+from .canonical import NUMERIC, make_dump, record_entry
+
+__all__ = ["generate", "raw_dump", "ROOT", "VECTORS", "WRITE_CASES"]
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.path.join(ROOT, "vectors")
+WRITE_CASES = os.path.join(ROOT, "write_cases")
+WRITER = {"name": "rocksds-conformance-generator", "version": "1"}
+_KEEP = re.compile(r"^(CURRENT|MANIFEST-\d+|\d+\.sst)$")
+
+Puts = list[tuple[str, bytes, bytes]]
+
+
+# ---------------------------------------------------------------------- building blocks
+
+
+def fdoc(name: str, dtype: str, shape: list[Optional[int]] = (), compression: str = "none", **extra: Any) -> dict:
+    """One entry of a schema document's ``fields`` list."""
+    entry = {"name": name, "dtype": dtype, "shape": list(shape), "column_family": name, "compression": compression}
+    entry.update(extra)
+    return entry
+
+
+def document(fields: list[dict], attrs: Optional[dict] = None, version: str = spec.FORMAT_VERSION, **extra: Any) -> dict:
+    """A schema document (SPEC.md, "Schema document"); ``extra`` adds or overrides top-level keys."""
+    doc = {
+        "format": spec.FORMAT_NAME,
+        "version": version,
+        "fields": fields,
+        "attrs": attrs or {},
+        "reader_features": [],
+        "writer_features": [],
+        "writer": dict(WRITER),
+    }
+    doc.update(extra)
+    return doc
+
+
+def encode_records(doc: dict, samples: list[dict], first: int = 0) -> Puts:
+    """The field records of ``samples`` at indices ``first, first+1, ...``, encoded per the spec."""
+    puts: Puts = []
+    for entry in doc["fields"]:
+        known = {k: entry[k] for k in Field.model_fields if k in entry}
+        codec = Codec(entry["name"], Field(**known))
+        for i, s in enumerate(samples):
+            puts.append((entry["column_family"], encode_key(first + i), codec.encode(s[entry["name"]])))
+    return puts
+
+
+def meta_puts(doc: Optional[dict], count: Optional[int]) -> Puts:
+    puts: Puts = []
+    if doc is not None:
+        puts.append((spec.META_CF, spec.SCHEMA_KEY, msgpack.packb(doc, use_bin_type=True)))
+    if count is not None:
+        puts.append((spec.META_CF, spec.COUNT_KEY, encode_count(count)))
+    return puts
+
+
+def write_raw(path: str, cfs: dict[str, str], puts: Puts) -> None:
+    """Create a RocksDB database at ``path`` with column families ``cfs`` (name -> codec) holding ``puts``."""
+    scratch = tempfile.mkdtemp(prefix="rocksds-gen-")
+    try:
+        db = os.path.join(scratch, "db")
+        configs = {name: CFConfig(compression=codec) for name, codec in cfs.items()}
+        storage = Storage.open_writable(db, configs, create=True)
+        try:
+            storage.write(puts)
+        finally:
+            storage.close()  # flushes every column family: no WAL is needed to read
+        os.makedirs(path)
+        for name in os.listdir(db):
+            if _KEEP.match(name):
+                shutil.copy2(os.path.join(db, name), os.path.join(path, name))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass
+class Vector:
+    """One conformance vector: what to write and what a reader/validator must conclude."""
+
+    name: str
+    description: str
+    doc: Optional[dict]
+    cfs: dict[str, str]
+    puts: Puts
+    expected: dict[str, Any]
+    notes: list[str] = dc_field(default_factory=list)
+
+
+def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra: Puts = (),
+          warnings: list[str] = (), count: Optional[int] = None) -> Vector:
+    """A valid vector whose expected dump is computed from ``samples`` (not by reading anything back)."""
+    count = len(samples) if count is None else count
+    cfs = {spec.META_CF: "none", **{f["column_family"]: f["compression"] for f in doc["fields"]}}
+    puts = meta_puts(doc, count) + encode_records(doc, samples) + list(extra)
+    fields = {f["name"]: [record_entry(f["dtype"], s[f["name"]]) for s in samples[:count]] for f in doc["fields"]}
+    optional = sorted({f["compression"] for f in doc["fields"]} - spec.REQUIRED_COMPRESSIONS)
+    expected = {
+        "kind": "valid",
+        "description": description,
+        "requires_compressions": optional,
+        "validator": {"errors": [], "warnings": sorted(warnings)},
+        "dump": make_dump(doc, count, fields),
+    }
+    return Vector(name, description, doc, cfs, puts, expected)
+
+
+def invalid(name: str, description: str, cfs: dict[str, str], puts: Puts, *, errors: list[str],
+            reader_error: Optional[str], warnings: list[str] = ()) -> Vector:
+    """An invalid vector: the validator must report exactly ``errors`` (and ``warnings``);
+    a reader must refuse it with ``reader_error`` (``None``: a reader need not notice)."""
+    expected = {
+        "kind": "invalid",
+        "description": description,
+        "validator": {"errors": sorted(errors), "warnings": sorted(warnings)},
+        "reader": {"must_reject": reader_error is not None, "error": reader_error},
+    }
+    return Vector(name, description, None, cfs, puts, expected)
+
+
+# ---------------------------------------------------------------------- sample values
+
+
+def _rng(name: str) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
+
+
+def _values(dtype: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Seeded values of ``dtype``, including the dtype's edge cases where the shape allows."""
+    dt = np.dtype(NUMERIC[dtype])
+    n = math.prod(shape)
+    if dt.kind == "b":
+        flat = rng.integers(0, 2, n).astype(bool)
+    elif dt.kind in "iu":
+        info = np.iinfo(dt)
+        flat = rng.integers(info.min, info.max, n, dtype=dt, endpoint=True)
+        edges = np.array([info.min, info.max, 0][: n], dtype=dt)
+        flat[: len(edges)] = edges
+    elif dt.kind == "f":
+        flat = rng.standard_normal(n).astype(dt)
+        edges = np.array([np.nan, -0.0, np.inf, -np.inf, np.finfo(dt).tiny][: n], dtype=dt)
+        flat[: len(edges)] = edges
+    else:
+        flat = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(dt)
+        if n:
+            flat[0] = complex(np.nan, -0.0)
+    return flat.reshape(shape)
+
+
+_ALL_NUMERIC = list(NUMERIC)
+
+
+# ---------------------------------------------------------------------- valid vectors
+
+
+def _valid_vectors() -> list[Vector]:
+    out = []
+
+    rng = _rng("dtypes-scalar")
+    doc = document([fdoc(d, d) for d in _ALL_NUMERIC])
+    samples = [{d: _values(d, (), rng) for d in _ALL_NUMERIC} for _ in range(3)]
+    # Scalars: put each dtype's edge values in successive samples.
+    for d in _ALL_NUMERIC:
+        edges = _values(d, (3,), rng)
+        for i in range(3):
+            samples[i][d] = edges[i]
+    out.append(valid("dtypes-scalar", "every numeric dtype with shape [], edge values (min/max, NaN, -0.0, inf)",
+                     doc, samples))
+
+    rng = _rng("dtypes-fixed")
+    doc = document([fdoc(d, d, [2, 3], "lz4") for d in _ALL_NUMERIC] + [fdoc("empty_dim", "float32", [0, 4], "lz4")])
+    samples = [{**{d: _values(d, (2, 3), rng) for d in _ALL_NUMERIC}, "empty_dim": np.zeros((0, 4), np.float32)}
+               for _ in range(2)]
+    out.append(valid("dtypes-fixed", "every numeric dtype with a fixed shape [2, 3], plus a zero-length dimension",
+                     doc, samples))
+
+    rng = _rng("variable-shapes")
+    shapes = {"v1": ("float32", [None]), "v2": ("int16", [None, 3]), "v3": ("uint8", [2, None, None]),
+              "vb": ("bool", [None]), "vc": ("complex64", [None, 2]), "vf64": ("float64", [None, None, 1])}
+    doc = document([fdoc(n, d, s, "snappy") for n, (d, s) in shapes.items()])
+    samples = []
+    for i in range(4):
+        s = {}
+        for n, (d, shape) in shapes.items():
+            dims = tuple(int(rng.integers(0, 5)) if (x is None and i) else (0 if x is None else x) for x in shape)
+            s[n] = _values(d, dims, rng)
+        samples.append(s)
+    out.append(valid("variable-shapes", "null dimensions (one, two, leading, trailing), including zero-length records",
+                     doc, samples))
+
+    doc = document([fdoc("blob", "bytes"), fdoc("text", "str", compression="lz4")])
+    samples = [
+        {"blob": b"", "text": ""},
+        {"blob": b"\x00\x01\x02\xff\x00", "text": "plain ascii"},
+        {"blob": bytes(range(256)), "text": "Grüße, 世界 🌍 \u0000 nul and \U0010ffff"},
+        {"blob": b"rocksds" * 10, "text": "\u202eright-to-left \n newline \t tab"},
+    ]
+    out.append(valid("bytes-and-str", "bytes (empty, NULs, every byte value) and UTF-8 str (empty, NUL, astral planes)",
+                     doc, samples))
+
+    for codec in sorted(spec.COMPRESSIONS):
+        rng = _rng(f"compression-{codec}")
+        doc = document([fdoc("values", "float32", [64], codec), fdoc("label", "str", compression=codec),
+                        fdoc("plain", "int32", [], "none")])
+        samples = [{"values": (np.arange(64) % 8 + i).astype(np.float32), "label": f"sample {i} " * 8,
+                    "plain": np.int32(rng.integers(-1000, 1000))} for i in range(16)]
+        out.append(valid(f"compression-{codec}", f"fields compressed with {codec} (compressible data), "
+                         "beside an uncompressed field", doc, samples))
+
+    rng = _rng("mixed-compressions")
+    codecs = sorted(spec.COMPRESSIONS)
+    doc = document([fdoc(f"c_{c}", "uint16", [32], c) for c in codecs])
+    samples = [{f"c_{c}": (np.arange(32) // 4 * (i + 1)).astype(np.uint16) for c in codecs} for i in range(8)]
+    out.append(valid("mixed-compressions", "one field per codec in one dataset: a reader lacking an optional "
+                     "codec must still read the other fields", doc, samples))
+
+    doc = document([fdoc("image", "float32", [3, 4, 4], "lz4"), fdoc("name", "str")])
+    out.append(valid("empty", "a dataset with count 0", doc, []))
+
+    rng = _rng("large-record")
+    doc = document([fdoc("payload", "uint8", [None], "lz4"), fdoc("id", "int64")])
+    samples = [{"payload": rng.integers(0, 256, 100_000, dtype=np.uint8), "id": np.int64(0)},
+               {"payload": rng.integers(0, 256, 10, dtype=np.uint8), "id": np.int64(1)}]
+    out.append(valid("large-record", "a 100,000-byte incompressible record, larger than a 16 KiB table block",
+                     doc, samples))
+
+    rng = _rng("many-fields")
+    dts = ["int16", "float32", "uint8", "str"]
+    names = [f"f{i:02d}" for i in range(40)]
+    doc = document([fdoc(n, dts[i % 4], [] if dts[i % 4] == "str" else [i % 3 + 1]) for i, n in enumerate(names)])
+    samples = [{n: (f"{n}-{j}" if dts[i % 4] == "str" else _values(dts[i % 4], (i % 3 + 1,), rng))
+                for i, n in enumerate(names)} for j in range(3)]
+    out.append(valid("many-fields", "40 fields, so 40 field column families", doc, samples))
+
+    attrs = {
+        "title": "Überwachung der Städte 🌆",
+        "日本語": "キー",
+        "bands": ["B4", "B3", "B2"],
+        "nested": {"deep": {"deeper": [1, 2.5, None, True, False, "ß"]}},
+        "big": 2**63 - 1,
+        "negative": -(2**63),
+        "float": 0.1,
+        "empty_map": {},
+        "empty_list": [],
+    }
+    doc = document([fdoc("x", "int8")], attrs=attrs)
+    out.append(valid("unicode-attrs", "attrs with non-ASCII keys and values, nesting, 64-bit extremes and null",
+                     doc, [{"x": np.int8(i)} for i in range(3)]))
+
+    doc = document(
+        [fdoc("x", "float32", [2], "lz4", future_field_key={"any": ["thing"]}, unit="metres"),
+         fdoc("y", "str", column_family="y_strings", description="a field whose column family differs from its name")],
+        version="1.7",
+        future_top_level_key=[1, 2, 3],
+        another_unknown={"nested": b"\x00\x01"},
+        writer_features=["append-with-future-index"],
+    )
+    samples = [{"x": np.array([i, -i], np.float32), "y": f"row {i}"} for i in range(3)]
+    out.append(valid("future-minor-version", "version 1.7: unknown top-level and field keys and an unknown writer "
+                     "feature must be ignored by readers; a custom column_family", doc, samples,
+                     warnings=["unknown-writer-feature"]))
+
+    rng = _rng("uncommitted-records")
+    doc = document([fdoc("a", "int32", [2]), fdoc("b", "str")])
+    samples = [{"a": _values("int32", (2,), rng), "b": f"s{i}"} for i in range(5)]
+    out.append(valid("uncommitted-records", "count is 3 but records 3 and 4 exist (an interrupted ingest): readers "
+                     "return 3 samples", doc, samples, count=3, warnings=["uncommitted-record"]))
+    return out
+
+
+# ---------------------------------------------------------------------- invalid vectors
+
+
+def _base(**kw: Any) -> tuple[dict, list[dict]]:
+    doc = document([fdoc("a", "int32", [2]), fdoc("v", "uint16", [None]), fdoc("s", "str"), fdoc("flag", "bool")], **kw)
+    samples = [{"a": np.array([i, i + 1], np.int32), "v": np.arange(i, dtype=np.uint16), "s": f"row {i}",
+                "flag": np.bool_(i % 2)} for i in range(4)]
+    return doc, samples
+
+
+def _cfs(doc: dict, meta: bool = True) -> dict[str, str]:
+    cfs = {f["column_family"]: f["compression"] for f in doc["fields"] if isinstance(f, dict) and "column_family" in f}
+    return ({spec.META_CF: "none"} if meta else {}) | cfs
+
+
+def _replace(puts: Puts, cf: str, key: bytes, value: Optional[bytes]) -> Puts:
+    out = [p for p in puts if (p[0], p[1]) != (cf, key)]
+    return out if value is None else out + [(cf, key, value)]
+
+
+def _invalid_vectors() -> list[Vector]:
+    out = []
+    doc, samples = _base()
+    good = meta_puts(doc, 4) + encode_records(doc, samples)
+
+    out.append(invalid("missing-metadata", f"a RocksDB database without the {spec.META_CF!r} column family",
+                       _cfs(doc, meta=False), encode_records(doc, samples),
+                       errors=["missing-metadata"], reader_error="not-a-dataset"))
+    out.append(invalid("missing-schema", "the metadata column family has a count but no schema record",
+                       _cfs(doc), _replace(good, spec.META_CF, spec.SCHEMA_KEY, None),
+                       errors=["missing-schema"], reader_error="not-a-dataset"))
+    out.append(invalid("malformed-msgpack", "the schema record is truncated msgpack",
+                       _cfs(doc), _replace(good, spec.META_CF, spec.SCHEMA_KEY, msgpack.packb(doc)[:-7]),
+                       errors=["malformed-schema"], reader_error="malformed-schema"))
+    d2, _ = _base(version="2.0")
+    out.append(invalid("higher-major-version", "format version 2.0: a 1.x reader must refuse it",
+                       _cfs(d2), meta_puts(d2, 4) + encode_records(doc, samples),
+                       errors=["unsupported-version"], reader_error="unsupported-version"))
+    d3, _ = _base()
+    d3["fields"][0]["dtype"] = "float128"
+    out.append(invalid("unknown-dtype", "field 'a' has dtype 'float128'",
+                       _cfs(d3), meta_puts(d3, 4) + encode_records(doc, samples),
+                       errors=["unknown-dtype"], reader_error="malformed-schema"))
+    d4, _ = _base(reader_features=["sharded-keys"])
+    out.append(invalid("unknown-reader-feature", "reader_features names a feature no 1.0 reader knows",
+                       _cfs(d4), meta_puts(d4, 4) + encode_records(doc, samples),
+                       errors=["unknown-reader-feature"], reader_error="unsupported-feature"))
+    cfs = _cfs(doc)
+    del cfs["s"]
+    out.append(invalid("missing-column-family", "field 's' has no column family",
+                       cfs, [p for p in good if p[0] != "s"],
+                       errors=["missing-column-family"], reader_error="corrupt"))
+    out.append(invalid("count-too-large", "count is 6 but only samples 0..3 have records",
+                       _cfs(doc), _replace(good, spec.META_CF, spec.COUNT_KEY, encode_count(6)),
+                       errors=["missing-record"], reader_error="corrupt"))
+    out.append(invalid("missing-count", "the metadata column family has no count record",
+                       _cfs(doc), _replace(good, spec.META_CF, spec.COUNT_KEY, None),
+                       errors=["missing-count"], reader_error="corrupt"))
+    out.append(invalid("bad-count", "the count record is 4 bytes instead of 8",
+                       _cfs(doc), _replace(good, spec.META_CF, spec.COUNT_KEY, (4).to_bytes(4, "big")),
+                       errors=["bad-count"], reader_error="corrupt"))
+    out.append(invalid("wrong-record-length", "field 'a' (int32 [2]) has a 7-byte record for sample 2",
+                       _cfs(doc), _replace(good, "a", encode_key(2), b"\x01" * 7),
+                       errors=["bad-record-length"], reader_error="corrupt"))
+    gap = _replace(good, "a", encode_key(2), None)
+    out.append(invalid("key-gap", "field 'a' has no record for sample 2 (count 4)", _cfs(doc), gap,
+                       errors=["missing-record"], reader_error="corrupt"))
+    header = (3).to_bytes(4, "little") + np.arange(2, dtype="<u2").tobytes()
+    out.append(invalid("bad-variable-header", "field 'v' (uint16 [null]): header says 3 elements, data holds 2",
+                       _cfs(doc), _replace(good, "v", encode_key(1), header),
+                       errors=["bad-variable-header"], reader_error="corrupt"))
+    out.append(invalid("short-variable-header", "field 'v' (uint16 [null]): a 2-byte record, shorter than its header",
+                       _cfs(doc), _replace(good, "v", encode_key(3), b"\x01\x00"),
+                       errors=["bad-variable-header"], reader_error="corrupt"))
+    out.append(invalid("invalid-utf8", "field 's' (str) holds bytes that are not UTF-8 for sample 1",
+                       _cfs(doc), _replace(good, "s", encode_key(1), b"row \xff\xfe"),
+                       errors=["invalid-utf8"], reader_error="corrupt"))
+    out.append(invalid("bad-bool", "field 'flag' (bool) holds the byte 2 for sample 0",
+                       _cfs(doc), _replace(good, "flag", encode_key(0), b"\x02"),
+                       errors=["bad-bool"], reader_error=None))
+    out.append(invalid("foreign-key", "field 'a' holds a 4-byte key besides the sample keys",
+                       _cfs(doc), good + [("a", b"junk", b"\x00" * 8)],
+                       errors=["foreign-key"], reader_error=None))
+    return out
+
+
+# ---------------------------------------------------------------------- write cases
+
+
+def _write_cases() -> dict[str, dict]:
+    def arr(a: np.ndarray) -> dict:
+        return {"shape": list(a.shape), "hex": np.ascontiguousarray(a).tobytes().hex()}
+
+    rng = _rng("write-all-dtypes")
+    fields = []
+    for d in _ALL_NUMERIC:
+        fields += [{"name": f"{d}_scalar", "dtype": d, "shape": [], "compression": "none"},
+                   {"name": f"{d}_fixed", "dtype": d, "shape": [2, 2], "compression": "lz4"},
+                   {"name": f"{d}_var", "dtype": d, "shape": [None, 2], "compression": "snappy"}]
+    samples = []
+    for i in range(3):
+        s = {}
+        for d in _ALL_NUMERIC:
+            s[f"{d}_scalar"] = arr(_values(d, (), rng))
+            s[f"{d}_fixed"] = arr(_values(d, (2, 2), rng))
+            s[f"{d}_var"] = arr(_values(d, (i, 2), rng))
+        samples.append(s)
+    cases = {"all-dtypes": {"description": "every numeric dtype as scalar, fixed [2,2] and variable [null,2]",
+                            "schema": {"fields": fields, "attrs": {"purpose": "write check"}}, "samples": samples}}
+    cases["bytes-str-unicode"] = {
+        "description": "bytes and str values, unicode attrs",
+        "schema": {"fields": [{"name": "blob", "dtype": "bytes", "shape": [], "compression": "lz4"},
+                              {"name": "text", "dtype": "str", "shape": [], "compression": "none"}],
+                   "attrs": {"städte": ["Zürich", "東京"], "n": 3, "nested": {"ok": True, "none": None}}},
+        "samples": [{"blob": {"hex": ""}, "text": {"text": ""}},
+                    {"blob": {"hex": "00ff10"}, "text": {"text": "Grüße 🌍"}},
+                    {"blob": {"hex": bytes(range(40)).hex()}, "text": {"text": "line\nbreak"}}],
+    }
+    cases["empty"] = {"description": "a schema and no samples",
+                      "schema": {"fields": [{"name": "x", "dtype": "float32", "shape": [3], "compression": "lz4"}],
+                                 "attrs": {}},
+                      "samples": []}
+    cases["required-compressions"] = {
+        "description": "one field per codec every reader must support",
+        "schema": {"fields": [{"name": f"c_{c}", "dtype": "int64", "shape": [8], "compression": c}
+                              for c in sorted(spec.REQUIRED_COMPRESSIONS)], "attrs": {}},
+        "samples": [{f"c_{c}": arr(np.arange(8, dtype="<i8") * i) for c in sorted(spec.REQUIRED_COMPRESSIONS)}
+                    for i in range(5)],
+    }
+    return cases
+
+
+# ---------------------------------------------------------------------- driver
+
+
+def vectors() -> list[tuple[str, Vector]]:
+    """(group, vector) for every vector, group being ``valid`` or ``invalid``."""
+    return [("valid", v) for v in _valid_vectors()] + [("invalid", v) for v in _invalid_vectors()]
+
+
+def _dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> None:
+    """Build every vector under ``out/vectors`` and every write case under ``out/write_cases`` (replacing them)."""
+    for sub in ("vectors", "write_cases"):
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    for group, v in vectors():
+        path = os.path.join(out, "vectors", group, v.name)
+        write_raw(os.path.join(path, "dataset"), v.cfs, v.puts)
+        with open(os.path.join(path, "expected.json"), "w", encoding="utf-8") as fh:
+            fh.write(_dump_json(v.expected))
+        log(f"{group}/{v.name}")
+    os.makedirs(os.path.join(out, "write_cases"))
+    for name, case in _write_cases().items():
+        with open(os.path.join(out, "write_cases", f"{name}.json"), "w", encoding="utf-8") as fh:
+            fh.write(_dump_json(case))
+
+
+def raw_dump(path: str) -> dict[str, dict[str, str]]:
+    """Logical content of a RocksDB directory: column family -> key hex -> sha256 of the value."""
+    names = sorted(list_column_families(path))
+    storage = Storage.open_read_only(path, names, {}, 0)
+    try:
+        return {cf: {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)} for cf in names}
+    finally:
+        storage.close()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.generate", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=ROOT, help="folder to build vectors/ and write_cases/ in (default: here)")
+    args = parser.parse_args(argv)
+    generate(args.out, log=print)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
