@@ -79,6 +79,7 @@ __all__ = [
     "GridMismatchError",
     "chip_count",
     "chip_offsets",
+    "chip_georef",
     "plan_chips",
     "ingest_raster",
     "read_sources_csv",
@@ -297,10 +298,10 @@ def _inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
     return info, grid
 
 
-def _warn_layout(info: InputInfo, width: int, batch_bytes: int) -> None:
+def _warn_layout(info: InputInfo, width: int, height: int, chip: int, batch_bytes: int) -> None:
     bh, bw = info.block_shape
     block_bytes = bh * bw * info.bands * np.dtype(info.dtype).itemsize
-    if bw >= width and width > 1024:
+    if bw >= width and bh < height and width > 2 * chip:
         warnings.warn(
             f"{info.path} is striped ({bh}x{bw} blocks): every windowed read decodes whole rows, so chips cost "
             "a full-width read each; a tiled copy reads much faster (gdal_translate -co TILED=YES)",
@@ -418,7 +419,7 @@ def plan_chips(
                 "(attrs['crs']): reproject the scenes first (gdalwarp -t_srs)"
             )
         for info in inputs.values():
-            _warn_layout(info, grid0["width"], batch_bytes)
+            _warn_layout(info, grid0["width"], grid0["height"], chip, batch_bytes)
         infos.append(SourceInfo(i, inputs, grid0["width"], grid0["height"], grid0["crs"], grid0["transform"]))
 
     first = infos[0].inputs
@@ -545,8 +546,6 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
     (at least one chip), and expanded to whole blocks of the first input.
     """
     rasterio = _rasterio()
-    from rasterio.windows import Window, bounds as win_bounds, transform as win_transform
-
     src = plan.sources[task.source]
     rows, cols = plan.grid(task.source)
     blocks = plan.block_splits(task.source)
@@ -555,7 +554,6 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
     names = list(src.inputs)
     px_bytes = sum(i.bands * np.dtype(i.dtype).itemsize for i in src.inputs.values())
     bh, bw = src.inputs[names[0]].block_shape
-    affine = rasterio.Affine(*src.transform)
     stats = stats if stats is not None else TaskStats([0] * len(plan.splits))
     with rasterio.Env(GDAL_CACHEMAX=plan.cache_bytes):
         handles = {n: rasterio.open(i.path) for n, i in src.inputs.items()}
@@ -582,9 +580,7 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
                             if sample is None:
                                 stats.invalid += 1
                                 continue
-                            win = Window(x, y, c, c)
-                            sample["bounds"] = np.asarray(win_bounds(win, affine), dtype=np.float64)
-                            sample["transform"] = np.asarray(tuple(win_transform(win, affine))[:6], dtype=np.float64)
+                            sample["transform"], sample["bounds"] = chip_georef(src.transform, y, x, c)
                             sample["source"] = np.int32(src.index)
                             stats.kept[k] += 1
                             yield k, sample
@@ -592,6 +588,21 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
         finally:
             for h in handles.values():
                 h.close()
+
+
+def chip_georef(transform: Sequence[float], row: int, col: int, chip: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(transform, bounds)`` of the ``chip`` x ``chip`` window at (row, col) of a raster with affine ``transform``.
+
+    ``transform`` is ``[a, b, c, d, e, f]`` (x = a*col + b*row + c, y = d*col + e*row + f), as rasterio's
+    ``windows.transform``; ``bounds`` is ``[left, bottom, right, top]``, the extremes of the window's four
+    corners, as rasterio's ``windows.bounds``.
+    """
+    a, b, c, d, e, f = (float(v) for v in transform[:6])
+    c2, f2 = a * col + b * row + c, d * col + e * row + f
+    xs = [c2, c2 + a * chip, c2 + b * chip, c2 + a * chip + b * chip]
+    ys = [f2, f2 + d * chip, f2 + e * chip, f2 + d * chip + e * chip]
+    return (np.array([a, b, c2, d, e, f2], dtype=np.float64),
+            np.array([min(xs), min(ys), max(xs), max(ys)], dtype=np.float64))
 
 
 def _cut(
@@ -720,7 +731,7 @@ def ingest_raster(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     overwrite: bool = False,
-    progress: Optional[Callable[[int], None]] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
     command: Optional[str] = None,
 ) -> dict[str, Any]:
     """Chip rasters into one dataset (or one per split) and return a report.
@@ -737,7 +748,7 @@ def ingest_raster(
         out: dataset path, or (with ``split``) a directory receiving ``<split>.rds``.
         inputs: scenes; see :func:`expand_inputs`.
         workers, scheduler, staging_dir: parallel build (see :func:`rocksds.bulk.build`).
-        progress: called with the number of chip rows (or tasks) just finished.
+        progress: called as ``progress(rows, total_rows)`` with the chip rows of each finished task.
         overwrite: replace existing datasets at the output paths.
         Others: see :func:`plan_chips`.
 
@@ -758,6 +769,9 @@ def ingest_raster(
         tasks_per_source=max(16, 4 * max(1, workers)), command=command,
     )
     finals = _prepare_outputs(out, plan, overwrite)
+    if progress is not None:
+        total_rows = sum(t.row1 - t.row0 for t in plan.tasks)
+        report, progress = progress, (lambda rows: report(rows, total_rows))  # type: ignore[assignment]
     if parallel:
         from .bulk import build
 
