@@ -219,9 +219,10 @@ class Writer:
             raise InvalidArgumentError(f"tables must name schema fields and n must be >= 0, got {list(tables)}, {n}")
         if n == 0:
             return
+        missing = [name for name in self.schema.fields if not tables.get(name)]
+        if missing:
+            raise InvalidArgumentError(f"no SST files given for fields {missing}")
         for name, f in self.schema.fields.items():
-            if not tables.get(name):
-                raise InvalidArgumentError(f"no SST files given for field {name!r}")
             assert f.column_family is not None
             storage.ingest(f.column_family, list(tables[name]))
         storage.write(metadata_puts(None, self._count + n), sync=True)
