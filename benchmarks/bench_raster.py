@@ -71,6 +71,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "size": args.size, "workers": args.workers, "grid_chips": report["grid"],
         "kept": sum(report["counts"].values()), "seconds": secs, "chips_per_s": report["grid"] / secs,
         "peak_rss_mib": peak[0] / 2**20, "dataset_mib": size / 2**20,
+        "phases": {k: round(v, 2) for k, v in report["phases"].items()},
     }
 
 
@@ -122,7 +123,7 @@ def main() -> int:
                 if not args.json:
                     print(f"  workers={w}: {row['grid_chips']} chips ({row['kept']} kept) in {row['seconds']:.1f}s = "
                           f"{row['chips_per_s']:.0f} chips/s, peak RSS {row['peak_rss_mib']:.0f} MiB "
-                          f"(process + children), dataset {row['dataset_mib']:.0f} MiB", flush=True)
+                          f"(process + children), dataset {row['dataset_mib']:.0f} MiB; phases {row['phases']}", flush=True)
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)

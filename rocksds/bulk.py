@@ -40,6 +40,7 @@ import json
 import os
 import shutil
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -273,6 +274,7 @@ def build(
     staging_dir: Optional[str] = None,
     progress: Optional[Callable[[int], None]] = None,
     keep_staging: bool = False,
+    timings: Optional[dict[str, float]] = None,
 ) -> list[Any]:
     """Run a :class:`rocksds.raster.ChipPlan` in parallel and place one dataset per split at ``finals``.
 
@@ -287,6 +289,7 @@ def build(
             ``<first output>.rocksds-staging``.
         progress: called with a task's number of chip rows as each task is chipped.
         keep_staging: keep the staging directory after success (for debugging).
+        timings: if given, receives the seconds of each step (``chip``, ``tables``, ``ingest``).
 
     Returns:
         One :class:`rocksds.raster.TaskStats` per task.
@@ -297,6 +300,8 @@ def build(
     staging = os.path.abspath(staging_dir or (finals[0].rstrip(os.sep) + ".rocksds-staging"))
     _prepare_staging(staging, plan_fingerprint(plan))
     nsplit = len(plan.splits)
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
     runner = _Runner(workers, scheduler)
     try:
         # Step 1: chip every task without a valid marker.
@@ -318,6 +323,8 @@ def build(
         )
         for t, doc in zip(todo, results):
             docs[t.index] = doc
+        timings["chip"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         # Step 2: key ranges from the counts, then tables for every (task, split) not done.
         offsets = [0] * nsplit
         calls = []
@@ -336,6 +343,8 @@ def build(
         runner.map(_table_task, calls)
     finally:
         runner.close()
+    timings["tables"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     # Step 3: one ingest per split (count last), then rename every split into place.
     names = list(plan.schema.fields)
     tmps = [building_path(final) for final in finals]
@@ -349,6 +358,7 @@ def build(
         for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    timings["ingest"] = time.perf_counter() - clock
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
     return [TaskStats(**docs[t.index]) for t in plan.tasks]

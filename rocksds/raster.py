@@ -339,7 +339,7 @@ def plan_chips(
     compression: str = "lz4",
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
-    tasks_per_source: int = 8,
+    tasks: int = 16,
     command: Optional[str] = None,
 ) -> ChipPlan:
     """Inspect the sources (metadata only) and decide the chips, splits, schema and tasks.
@@ -355,7 +355,8 @@ def plan_chips(
         compression: RocksDB codec of the input fields.
         batch_bytes: most bytes one windowed read may hold.
         cache_bytes: GDAL block cache per process.
-        tasks_per_source: how many tasks (units of parallel work) each scene is cut into, at most.
+        tasks: about how many tasks (units of parallel work, bands of chip rows) to cut the work into;
+            a task never spans two scenes, so each scene is at least one task.
         command: recorded in ``attrs["command"]``.
 
     Raises:
@@ -380,6 +381,11 @@ def plan_chips(
                 raise InvalidArgumentError(f"split name {name!r} must be a plain file name")
     if not isinstance(split_block, int) or split_block <= 0:
         raise InvalidArgumentError(f"split_block must be a positive number of pixels, got {split_block!r}")
+    if split is not None and split_block < 2 * chip:
+        raise InvalidArgumentError(
+            f"split_block={split_block} is less than twice the chip ({chip}): most chips would straddle two "
+            "blocks and be dropped; use blocks several chips wide (a multiple of the stride drops fewest)"
+        )
 
     names = list(sources[0])
     for name in names:
@@ -457,13 +463,11 @@ def plan_chips(
         fractions=fractions, split_block=split_block, seed=int(seed), batch_bytes=int(batch_bytes),
         cache_bytes=int(cache_bytes), schema=schema,
     )
-    k = 0
-    for s in infos:
-        rows = chip_count(s.height, chip, stride, edge)
-        per = max(1, -(-rows // max(1, tasks_per_source)))
+    rows_per_source = [chip_count(s.height, chip, stride, edge) for s in infos]
+    per = max(1, -(-sum(rows_per_source) // max(1, tasks)))
+    for s, rows in zip(infos, rows_per_source):
         for r0 in range(0, rows, per):
-            plan.tasks.append(Task(k, s.index, r0, min(rows, r0 + per)))
-            k += 1
+            plan.tasks.append(Task(len(plan.tasks), s.index, r0, min(rows, r0 + per)))
     return plan
 
 
@@ -752,9 +756,14 @@ def ingest_raster(
         overwrite: replace existing datasets at the output paths.
         Others: see :func:`plan_chips`.
 
+    Parallel builds start worker processes with ``spawn``: call this from a
+    script under ``if __name__ == "__main__":``.
+
     Returns:
         ``{"datasets": {split: path}, "counts": {split: n}, "grid": chips in the grids,
-        "invalid": dropped by min_valid, "straddling": dropped at split boundaries, "seconds": s}``.
+        "invalid": dropped by min_valid, "straddling": dropped at split boundaries, "seconds": s,
+        "chips_per_s": grid chips per second, "phases": seconds per step (plan, and chip/tables/ingest
+        for parallel builds)}``.
     """
     t0 = time.perf_counter()
     out = os.fspath(out)
@@ -766,16 +775,18 @@ def ingest_raster(
     plan = plan_chips(
         scenes, chip=chip, stride=stride, edge=edge, min_valid=min_valid, split=split, split_block=split_block,
         seed=seed, classes=classes, compression=compression, batch_bytes=batch_bytes, cache_bytes=cache_bytes,
-        tasks_per_source=max(16, 4 * max(1, workers)), command=command,
+        tasks=max(16, 4 * max(1, workers)), command=command,
     )
     finals = _prepare_outputs(out, plan, overwrite)
+    phases: dict[str, float] = {"plan": time.perf_counter() - t0}
     if progress is not None:
         total_rows = sum(t.row1 - t.row0 for t in plan.tasks)
         report, progress = progress, (lambda rows: report(rows, total_rows))  # type: ignore[assignment]
     if parallel:
         from .bulk import build
 
-        stats = build(plan, finals, workers=workers, scheduler=scheduler, staging_dir=staging_dir, progress=progress)
+        stats = build(plan, finals, workers=workers, scheduler=scheduler, staging_dir=staging_dir, progress=progress,
+                      timings=phases)
     else:
         stats = _build_serial(plan, finals, progress)
     kept = [sum(s.kept[k] for s in stats) for k in range(len(plan.splits))]
@@ -788,6 +799,7 @@ def ingest_raster(
         "straddling": sum(s.straddling for s in stats),
         "seconds": seconds,
         "chips_per_s": plan.grid_total / seconds if seconds > 0 else 0.0,
+        "phases": phases,
     }
 
 

@@ -78,7 +78,7 @@ def test_dask_build_equals_serial(scenes, serial, tmp_path, dask_client):
 
 def test_dead_worker_leaves_no_dataset_and_rerun_completes(scenes, serial, tmp_path):
     out = str(tmp_path / "ds")
-    plan = plan_chips(scenes, tasks_per_source=4, **KW)
+    plan = plan_chips(scenes, tasks=8, **KW)
     assert len(plan.tasks) > 4
     finals = output_paths(out, plan)
     staging = str(tmp_path / "stage")
@@ -101,24 +101,24 @@ def test_dead_worker_leaves_no_dataset_and_rerun_completes(scenes, serial, tmp_p
 
 def test_staging_fingerprint_ignores_the_recorded_command(scenes):
     # a re-run of the same build with another command line must find its staged work
-    p1 = plan_chips(scenes, tasks_per_source=16, command="one", **KW)
-    p2 = plan_chips(scenes, tasks_per_source=16, command="two", **KW)
+    p1 = plan_chips(scenes, tasks=16, command="one", **KW)
+    p2 = plan_chips(scenes, tasks=16, command="two", **KW)
     assert bulk.plan_fingerprint(p1) == bulk.plan_fingerprint(p2)
 
 
 def test_changed_plan_discards_staging(scenes, tmp_path):
-    plan = plan_chips(scenes, tasks_per_source=2, **KW)
+    plan = plan_chips(scenes, tasks=4, **KW)
     staging = str(tmp_path / "stage")
     bulk._prepare_staging(staging, bulk.plan_fingerprint(plan))
     bulk._chip_task(plan, 0, staging)
-    other = plan_chips(scenes, tasks_per_source=2, **{**KW, "seed": 4})
+    other = plan_chips(scenes, tasks=4, **{**KW, "seed": 4})
     assert bulk.plan_fingerprint(other) != bulk.plan_fingerprint(plan)
     bulk._prepare_staging(staging, bulk.plan_fingerprint(other))
     assert os.listdir(staging) == ["plan.sha256"]
 
 
 def test_crash_during_ingest_leaves_records_beyond_count_that_append_removes(scenes, tmp_path):
-    plan = plan_chips(scenes[:1], tasks_per_source=1, chip=32)
+    plan = plan_chips(scenes[:1], tasks=1, chip=32)
     staging = str(tmp_path / "stage")
     bulk._prepare_staging(staging, bulk.plan_fingerprint(plan))
     n = bulk._chip_task(plan, 0, staging)["kept"][0]

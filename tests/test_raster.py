@@ -212,10 +212,32 @@ def test_splits_are_disjoint_by_block_and_deterministic(tmp_path, scene):
 
 
 def test_block_assignment_follows_fractions(scene):
-    plan = plan_chips([scene], chip=16, split={"train": 0.75, "val": 0.25}, split_block=20, seed=0)
+    plan = plan_chips([scene], chip=8, split={"train": 0.75, "val": 0.25}, split_block=20, seed=0)
     blocks = plan.block_splits(0)
     assert blocks.shape == (-(-HEIGHT // 20), -(-WIDTH // 20))
     assert round(0.25 * blocks.size) == (blocks == 1).sum()
+    with pytest.raises(rocksds.InvalidArgumentError, match="straddle"):
+        plan_chips([scene], chip=16, split={"train": 0.5, "val": 0.5}, split_block=20)
+
+
+def test_tasks_partition_every_chip_row_once(scene, tmp_path):
+    other = make_scene(tmp_path, "small", width=40, height=40)
+    plan = plan_chips([scene, other], chip=16, tasks=5)
+    for src in (0, 1):
+        rows = [(t.row0, t.row1) for t in plan.tasks if t.source == src]
+        assert rows[0][0] == 0 and all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
+        assert rows[-1][1] == len(plan.grid(src)[0])
+    assert [t.index for t in plan.tasks] == list(range(len(plan.tasks)))
+
+
+def test_core_imports_neither_rasterio_nor_dask():
+    import subprocess
+    import sys
+
+    code = "import sys, rocksds, rocksds.cli; rocksds.cli.build_parser(); " \
+           "bad = [m for m in ('rasterio', 'dask', 'tqdm', 'torch') if m in sys.modules]; assert not bad, bad"
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 # ---------------------------------------------------------------------- inputs
