@@ -45,12 +45,19 @@ def run_one(args: argparse.Namespace) -> dict:
     """Chip ``args.scene`` once in this process (the child side)."""
     from rocksds.raster import ingest_raster
 
-    peak = [0]
+    import psutil
+
+    peak = [0, 0, 0]  # process tree, this process, children
     stop = threading.Event()
+    me = psutil.Process()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _tree_rss(os.getpid()))
+            total = _tree_rss(os.getpid())
+            own = me.memory_info().rss
+            peak[0] = max(peak[0], total)
+            peak[1] = max(peak[1], own)
+            peak[2] = max(peak[2], total - own)
             time.sleep(0.05)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -58,7 +65,7 @@ def run_one(args: argparse.Namespace) -> dict:
     out = os.path.join(args.workdir, f"out-{args.size}-{args.workers}.rds")
     t = time.perf_counter()
     report = ingest_raster(
-        out, {"image": args.scene}, chip=args.chip, stride=args.stride, min_valid=0.5, workers=args.workers,
+        out, {"image": args.scene}, chip=args.chip, stride=args.stride, min_valid=args.min_valid, workers=args.workers,
         batch_bytes=args.batch_mb * 2**20, cache_bytes=args.cache_mb * 2**20, overwrite=True,
     )
     secs = time.perf_counter() - t
@@ -70,7 +77,8 @@ def run_one(args: argparse.Namespace) -> dict:
     return {
         "size": args.size, "workers": args.workers, "grid_chips": report["grid"],
         "kept": sum(report["counts"].values()), "seconds": secs, "chips_per_s": report["grid"] / secs,
-        "peak_rss_mib": peak[0] / 2**20, "dataset_mib": size / 2**20,
+        "peak_rss_mib": peak[0] / 2**20, "peak_main_mib": peak[1] / 2**20, "peak_children_mib": peak[2] / 2**20,
+        "min_valid": args.min_valid, "dataset_mib": size / 2**20,
         "phases": {k: round(v, 2) for k, v in report["phases"].items()},
     }
 
@@ -83,6 +91,8 @@ def main() -> int:
     ap.add_argument("--chip", type=int, default=256)
     ap.add_argument("--stride", type=int, default=256)
     ap.add_argument("--dtype", default="uint8")
+    ap.add_argument("--min-valid", type=float, default=0.5,
+                    help="0.5 (default) filters nodata chips (spool path); 0 lets workers write final tables directly")
     ap.add_argument("--batch-mb", type=int, default=32)
     ap.add_argument("--cache-mb", type=int, default=64)
     ap.add_argument("--workdir", help="where scenes and datasets go (default: a temporary directory, removed)")
@@ -116,14 +126,14 @@ def main() -> int:
             for w in args.workers:
                 cmd = [sys.executable, os.path.abspath(__file__), "--run", "--scene", scene, "--size", str(size),
                        "--workers", str(w), "--chip", str(args.chip), "--stride", str(args.stride),
-                       "--batch-mb", str(args.batch_mb), "--cache-mb", str(args.cache_mb), "--workdir", workdir]
+                       "--batch-mb", str(args.batch_mb), "--min-valid", str(args.min_valid), "--cache-mb", str(args.cache_mb), "--workdir", workdir]
                 res = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 row = json.loads(res.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 if not args.json:
                     print(f"  workers={w}: {row['grid_chips']} chips ({row['kept']} kept) in {row['seconds']:.1f}s = "
                           f"{row['chips_per_s']:.0f} chips/s, peak RSS {row['peak_rss_mib']:.0f} MiB "
-                          f"(process + children), dataset {row['dataset_mib']:.0f} MiB; phases {row['phases']}", flush=True)
+                          f"(main {row['peak_main_mib']:.0f}, children {row['peak_children_mib']:.0f}), dataset {row['dataset_mib']:.0f} MiB; phases {row['phases']}", flush=True)
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)

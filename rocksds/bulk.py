@@ -15,7 +15,12 @@ in three steps, every intermediate file living in a *staging directory*
    format_version 5, crc32c, the field's compression).
 3. **ingest** (one process): per split, a new dataset is created beside the
    final path, every field's SST files are ingested (IngestExternalFile) and
-   then the new ``count`` is written; the dataset is renamed into place.
+   then the new ``count`` is written; the datasets are renamed into place.
+
+When nothing can be dropped by its pixels (``min_valid == 0``), each task's
+count follows from the grid and the split blocks alone, so key ranges are
+computed up front and step 1 writes the final SST files directly (no spool,
+step 2 is empty).
 
 The result is identical (same samples, same order, same logical content) to
 a serial build. Every finished step of a task is recorded by a marker file
@@ -127,21 +132,62 @@ def _read_json(path: str) -> Optional[Any]:
 # ---------------------------------------------------------------------- worker steps
 
 
-def _chip_task(plan: Any, task_index: int, staging: str) -> dict[str, Any]:
-    """Step 1 for one task: chip into per-split spool files, then write the marker."""
+class _Tables:
+    """One sorted SST file per field for a (task, split), keys from ``offset`` on; marked done by :meth:`close`."""
+
+    def __init__(self, plan: Any, staging: str, task: int, split: int, offset: int) -> None:
+        self.names = list(plan.schema.fields)
+        self.paths = {name: _sst(staging, task, split, name) for name in self.names}
+        self.marker = _sst_marker(staging, task, split)
+        self.offset, self.n = offset, 0
+        self.writers = []
+        for name, f in plan.schema.fields.items():
+            w = Storage.sst_writer(CFConfig(compression=f.compression, level=f.compression_level))
+            w.open(self.paths[name])
+            self.writers.append(w)
+
+    def add(self, records: Sequence[bytes]) -> None:
+        key = encode_key(self.offset + self.n)
+        for w, rec in zip(self.writers, records):
+            w[key] = rec
+        self.n += 1
+
+    def close(self) -> dict[str, Any]:
+        for w in self.writers:
+            w.finish()
+        doc = {"offset": self.offset, "n": self.n, "files": self.paths}
+        _write_json(self.marker, doc)
+        return doc
+
+
+def _chip_task(plan: Any, task_index: int, staging: str, offsets: Optional[list[int]] = None) -> dict[str, Any]:
+    """Step 1 for one task: chip, then write the marker.
+
+    Without ``offsets`` the records go to one spool file per split (step 2
+    turns them into tables). With ``offsets`` (each split's first key, known
+    up front when no pixel-based filtering can drop chips) they go straight
+    into the final tables and step 2 has nothing to do.
+    """
     from .raster import TaskStats, iter_task
 
     task = plan.tasks[task_index]
     codecs = [Codec(n, f) for n, f in plan.schema.fields.items()]
     files: dict[int, Any] = {}
+    tables: dict[int, _Tables] = {}
     stats = TaskStats([0] * len(plan.splits))
     try:
         for k, sample in iter_task(plan, task, stats):
+            records = [codec.encode(sample[codec.name]) for codec in codecs]
+            if offsets is not None:
+                sink = tables.get(k)
+                if sink is None:
+                    sink = tables[k] = _Tables(plan, staging, task.index, k, offsets[k])
+                sink.add(records)
+                continue
             fh = files.get(k)
             if fh is None:
                 fh = files[k] = open(_spool(staging, task.index, k) + ".tmp", "wb", buffering=2**20)
-            for codec in codecs:
-                rec = codec.encode(sample[codec.name])
+            for rec in records:
                 fh.write(_LEN.pack(len(rec)))
                 fh.write(rec)
     finally:
@@ -149,6 +195,8 @@ def _chip_task(plan: Any, task_index: int, staging: str) -> dict[str, Any]:
             fh.close()
     for k in files:
         os.replace(_spool(staging, task.index, k) + ".tmp", _spool(staging, task.index, k))
+    for sink in tables.values():
+        sink.close()
     doc = {"kept": stats.kept, "grid": stats.grid, "invalid": stats.invalid, "straddling": stats.straddling}
     _write_json(_chip_marker(staging, task.index), doc)
     return doc
@@ -156,35 +204,27 @@ def _chip_task(plan: Any, task_index: int, staging: str) -> dict[str, Any]:
 
 def _table_task(plan: Any, task_index: int, split: int, offset: int, n: int, staging: str) -> dict[str, Any]:
     """Step 2 for one (task, split): rewrite the spool as one sorted SST per field with final keys."""
-    names = list(plan.schema.fields)
-    writers = []
-    for name, f in plan.schema.fields.items():
-        w = Storage.sst_writer(CFConfig(compression=f.compression, level=f.compression_level))
-        w.open(_sst(staging, task_index, split, name))
-        writers.append(w)
+    nfields = len(plan.schema.fields)
+    sink = _Tables(plan, staging, task_index, split, offset)
     spool = _spool(staging, task_index, split)
-    i = 0
     with open(spool, "rb", buffering=2**20) as fh:
         while True:
-            head = fh.read(_LEN.size)
-            if not head:
-                break
-            key = encode_key(offset + i)
-            for j, w in enumerate(writers):
-                if j:
-                    head = fh.read(_LEN.size)
+            records = []
+            for j in range(nfields):
+                head = fh.read(_LEN.size)
+                if not head and j == 0:
+                    break
                 (size,) = _LEN.unpack(head)
                 rec = fh.read(size)
                 if len(rec) != size:
                     raise InvalidArgumentError(f"{spool} is truncated; delete the staging directory and re-run")
-                w[key] = rec
-            i += 1
-    if i != n:
-        raise InvalidArgumentError(f"{spool} holds {i} samples, its marker says {n}; delete the staging directory")
-    for w in writers:
-        w.finish()
-    doc = {"offset": offset, "n": n, "files": {name: _sst(staging, task_index, split, name) for name in names}}
-    _write_json(_sst_marker(staging, task_index, split), doc)
+                records.append(rec)
+            if not records:
+                break
+            sink.add(records)
+    if sink.n != n:
+        raise InvalidArgumentError(f"{spool} holds {sink.n} samples, its marker says {n}; delete the staging directory")
+    doc = sink.close()
     os.remove(spool)
     return doc
 
@@ -237,6 +277,19 @@ class _Runner:
             self._pool.shutdown(cancel_futures=True)
         if self._client is not None and self._owned:
             self._client.close()
+
+
+def _direct_offsets(plan: Any) -> Optional[list[list[int]]]:
+    """Each task's first key per split when counts follow from geometry alone (``min_valid == 0``), else None."""
+    if plan.min_valid > 0:
+        return None
+    from .raster import geometric_counts
+
+    out, offsets = [], [0] * len(plan.splits)
+    for t in plan.tasks:
+        out.append(list(offsets))
+        offsets = [o + n for o, n in zip(offsets, geometric_counts(plan, t))]
+    return out
 
 
 def _prepare_staging(staging: str, fingerprint: str) -> None:
@@ -317,8 +370,9 @@ def build(
         for t in plan.tasks:
             if t not in todo and progress is not None:
                 progress(t.row1 - t.row0)
+        direct = _direct_offsets(plan)
         results = runner.map(
-            _chip_task, [(plan, t.index, staging) for t in todo],
+            _chip_task, [(plan, t.index, staging, None if direct is None else direct[t.index]) for t in todo],
             None if progress is None else (lambda i: progress(todo[i].row1 - todo[i].row0)),
         )
         for t, doc in zip(todo, results):

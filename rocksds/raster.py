@@ -83,7 +83,11 @@ __all__ = [
     "plan_chips",
     "ingest_raster",
     "read_sources_csv",
+    "expand_inputs",
+    "iter_task",
     "ChipPlan",
+    "Task",
+    "TaskStats",
 ]
 
 #: Sample fields every chip has besides its inputs.
@@ -508,6 +512,20 @@ def _chip_split(plan: ChipPlan, blocks: np.ndarray, src: SourceInfo, y: int, x: 
     touched = blocks[y // b : y1 // b + 1, x // b : x1 // b + 1]
     first = touched.flat[0]
     return int(first) if (touched == first).all() else -1
+
+
+def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
+    """Chips per split a task keeps when nothing is filtered by pixels (``min_valid == 0``); reads no pixels."""
+    src = plan.sources[task.source]
+    rows, cols = plan.grid(task.source)
+    blocks = plan.block_splits(task.source)
+    counts = [0] * len(plan.splits)
+    for y in rows[task.row0 : task.row1]:
+        for x in cols:
+            k = _chip_split(plan, blocks, src, y, x)
+            if k >= 0:
+                counts[k] += 1
+    return counts
 
 
 def _read_window(src: Any, info: InputInfo, y0: int, y1: int, x0: int, x1: int, need_mask: bool) -> tuple[Any, Any]:

@@ -14,7 +14,7 @@ import rocksds  # noqa: E402
 from rocksds import bulk  # noqa: E402
 from rocksds._storage import Storage  # noqa: E402
 from rocksds.keys import encode_key  # noqa: E402
-from rocksds.raster import ingest_raster, output_paths, plan_chips  # noqa: E402
+from rocksds.raster import geometric_counts, ingest_raster, output_paths, plan_chips  # noqa: E402
 
 from raster_data import assert_same_dataset, make_scene, samples  # noqa: E402
 
@@ -65,6 +65,24 @@ def test_process_pool_build_equals_serial(scenes, serial, tmp_path):
     _check_same(report, serial)
     assert not os.path.exists(str(tmp_path / "ds" / "train.rds") + ".rocksds-staging")
     assert sorted(os.listdir(tmp_path / "ds")) == ["train.rds", "val.rds"]
+
+
+def test_direct_tables_without_pixel_filtering_equal_serial(scenes, tmp_path):
+    kw = {**KW, "min_valid": 0.0}
+    ser = ingest_raster(tmp_path / "s", scenes, **kw)
+    plan = plan_chips(scenes, tasks=16, **kw)
+    offsets = bulk._direct_offsets(plan)
+    assert offsets is not None and offsets[0] == [0, 0]  # keys known before any pixel is read
+    out = str(tmp_path / "p")
+    os.makedirs(out)
+    staging = str(tmp_path / "stage")
+    stats = bulk.build(plan, output_paths(out, plan), workers=2, staging_dir=staging, keep_staging=True)
+    files = os.listdir(staging)
+    assert not [f for f in files if ".spool" in f], "no spool step without pixel filtering"
+    assert len([f for f in files if f.endswith(".sst")]) == 0  # all moved into the datasets by ingestion
+    assert [s.kept for s in stats] == [geometric_counts(plan, t) for t in plan.tasks]
+    for k, path in ser["datasets"].items():
+        assert_same_dataset(path, os.path.join(out, f"{k}.rds"))
 
 
 def test_dask_build_equals_serial(scenes, serial, tmp_path, dask_client):
