@@ -50,10 +50,12 @@ dataset masks); padding is invalid.
 
 Memory: reads are windowed and expanded to whole blocks (tiles or strips),
 grouped so one read holds at most ``batch_bytes``, and GDAL's block cache is
-capped at ``cache_bytes`` per process (``GDAL_CACHEMAX``). Peak memory is
-about ``workers * (2 * batch_bytes + cache_bytes)`` plus interpreter
-overhead, whatever the raster size. Striped rasters, or blocks larger than
-``batch_bytes``, still work but raise :class:`RasterLayoutWarning`.
+capped at ``cache_bytes`` per process (``GDAL_CACHEMAX``). Each chipping
+process needs about ``2 * batch_bytes + cache_bytes`` plus the interpreter
+(~100 MB); a serial build adds RocksDB's memtables (up to 2 x 64 MiB) in the
+writing process. None of it depends on the raster's size. Striped rasters,
+or blocks larger than ``batch_bytes``, still work but raise
+:class:`RasterLayoutWarning`.
 """
 
 from __future__ import annotations

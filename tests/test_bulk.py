@@ -177,3 +177,20 @@ def test_missing_dask_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(rocksds.DependencyNotFoundError, match=r"pip install 'rocksds\[dask\]'"):
         bulk.dask_client("dask://127.0.0.1:1")
+
+
+def test_bulk_built_dataset_reads_with_rocksdb_6(scenes, serial, tmp_path):
+    rocksdb = pytest.importorskip("rocksdb")  # faust-streaming-rocksdb: RocksDB 6.14, the portability extra
+    report = ingest_raster(tmp_path / "ds", scenes, workers=2, **KW)
+    path = report["datasets"]["val"]
+    opts = rocksdb.Options()
+    cfs = rocksdb.list_column_families(path, opts)
+    db = rocksdb.DB(path, opts, read_only=True,
+                    column_families={c: rocksdb.ColumnFamilyOptions() for c in cfs if c != b"default"})
+    want = samples(serial["datasets"]["val"])
+    for name in ("image", "mask", "bounds"):
+        cf = db.get_column_family(name.encode())
+        for i in (0, len(want) - 1):
+            raw = db.get((cf, encode_key(i)))
+            assert raw == np.ascontiguousarray(want[i][name]).astype(want[i][name].dtype.newbyteorder("<")).tobytes()
+    db.close()
