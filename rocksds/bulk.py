@@ -50,14 +50,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from ._storage import CFConfig, Storage
-from .errors import DependencyNotFoundError, InvalidArgumentError
+from .errors import DependencyNotFoundError, InvalidArgumentError, RocksdsError
 from .keys import encode_key
 from .records import Codec
 
-__all__ = ["build", "dask_client", "plan_fingerprint"]
+__all__ = ["build", "dask_client", "plan_fingerprint", "WorkerLostError"]
 
 _LEN = struct.Struct("<I")
 _MARKER_VERSION = 1
+
+
+class WorkerLostError(RocksdsError, RuntimeError):
+    """A worker process died (killed, out of memory); finished tasks stay staged for a re-run."""
 
 
 def dask_client(scheduler: Any) -> tuple[Any, bool]:
@@ -262,15 +266,22 @@ class _Runner:
                     done(index[fut.key])
             return [f.result() for f in futures]
         from concurrent.futures import as_completed as cf_completed
+        from concurrent.futures.process import BrokenProcessPool
 
         assert self._pool is not None
-        futures = [self._pool.submit(fn, *args) for args in calls]
-        index2 = {f: i for i, f in enumerate(futures)}
-        for fut in cf_completed(futures):
-            fut.result()
-            if done is not None:
-                done(index2[fut])
-        return [f.result() for f in futures]
+        try:
+            futures = [self._pool.submit(fn, *args) for args in calls]
+            index2 = {f: i for i, f in enumerate(futures)}
+            for fut in cf_completed(futures):
+                fut.result()
+                if done is not None:
+                    done(index2[fut])
+            return [f.result() for f in futures]
+        except BrokenProcessPool:
+            raise WorkerLostError(
+                "a worker process died (killed or out of memory?); finished tasks are kept in the staging "
+                "directory: re-run the same command to complete the build"
+            ) from None
 
     def close(self) -> None:
         if self._pool is not None:

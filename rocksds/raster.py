@@ -110,6 +110,7 @@ class GridMismatchError(InvalidArgumentError):
 def _rasterio() -> Any:
     try:
         import rasterio
+        import rasterio.errors  # noqa: F401
         import rasterio.windows  # noqa: F401
     except ImportError:
         raise DependencyNotFoundError(
@@ -277,7 +278,11 @@ def _inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
     rasterio = _rasterio()
     from rasterio.enums import MaskFlags
 
-    with rasterio.open(path) as src:
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as e:
+        raise InvalidArgumentError(f"cannot open raster {path}: {e}") from None
+    with src:
         flags = src.mask_flag_enums
         if all(f == [MaskFlags.all_valid] for f in flags):
             kind = "all_valid"

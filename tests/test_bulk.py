@@ -194,3 +194,19 @@ def test_bulk_built_dataset_reads_with_rocksdb_6(scenes, serial, tmp_path):
             raw = db.get((cf, encode_key(i)))
             assert raw == np.ascontiguousarray(want[i][name]).astype(want[i][name].dtype.newbyteorder("<")).tobytes()
     db.close()
+
+
+def _exit_on_two(i: int) -> int:
+    if i == 2:
+        os._exit(9)  # a worker dying without a Python exception (as if killed)
+    return i
+
+
+def test_dead_worker_process_raises_worker_lost_error():
+    runner = bulk._Runner(2, None)
+    try:
+        assert runner.map(_exit_on_two, [(0,), (1,)]) == [0, 1]
+        with pytest.raises(bulk.WorkerLostError, match="re-run the same command"):
+            runner.map(_exit_on_two, [(i,) for i in range(4)])
+    finally:
+        runner.close()

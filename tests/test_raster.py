@@ -252,6 +252,8 @@ def test_inputs_on_different_grids_are_refused(tmp_path, scene):
     with pytest.raises(GridMismatchError, match="width"):
         ingest_raster(tmp_path / "y.rds", {"image": scene["image"], "mask": smaller})
     assert not os.path.exists(tmp_path / "x.rds") and not os.path.exists(tmp_path / "y.rds")
+    with pytest.raises(rocksds.InvalidArgumentError, match="cannot open raster"):
+        ingest_raster(tmp_path / "z.rds", {"image": str(tmp_path / "missing.tif")})
 
 
 def test_many_scenes_by_glob_and_csv_give_contiguous_sources(tmp_path):
