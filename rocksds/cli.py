@@ -184,6 +184,10 @@ def _register_convert(sub: Any) -> None:
 #: Functions that add further subcommands (validate, ingest-raster, convert, demo, bench).
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = [_register_convert]
 
+from .raster_cli import register as _register_raster  # noqa: E402  (imports neither rasterio nor dask)
+
+_EXTRA_COMMANDS.append(_register_raster)
+
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``rocksds`` command; returns the exit status."""
