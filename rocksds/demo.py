@@ -175,19 +175,14 @@ def run_demo(
          + ", ".join(f"{k} {n}" for k, n in res["counts"].items())
          + f"; skipped {res['invalid']} mostly-nodata chips, {res['straddling']} straddling split blocks")
 
-    validate = getattr(rocksds, "validate", None)
     report["validate"] = {}
     for name, path in res["datasets"].items():
-        if validate is None:
-            report["validate"][name] = None
-            continue
         t = time.perf_counter()
-        result = validate(path)
-        ok = bool(getattr(result, "ok", result))
-        report["validate"][name] = {"ok": ok, "seconds": time.perf_counter() - t}
-        echo(f"validated {path}: {'ok' if ok else 'PROBLEMS'}")
-    if validate is None:
-        echo("rocksds.validate is not available in this build; skipped validation")
+        result = rocksds.validate(path)
+        report["validate"][name] = {"ok": result.ok, "errors": result.errors, "seconds": time.perf_counter() - t}
+        echo(f"validated {path}: {'ok' if result.ok else 'INVALID'} ({report['validate'][name]['seconds']:.2f}s)")
+        if not result.ok:
+            raise rocksds.CorruptionError(f"the demo built an invalid dataset: {result.codes()}")
 
     path = res["datasets"]["train"]
     t = time.perf_counter()
