@@ -108,8 +108,8 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> r
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
     if writable:
-        # All column families flush together, so a crash never leaves the
-        # tables of one field ahead of the metadata (SPEC.md, "Commits").
+        # Flushes RocksDB starts by itself (a full memtable) cover every
+        # column family at once; see Storage.flush for the ones we ask for.
         opts.set_atomic_flush(True)
         opts.set_max_background_jobs(2)
     return opts
@@ -283,12 +283,26 @@ class Storage:
             raise storage_error(e, self.path) from None
 
     def flush(self) -> None:
-        """Write every memtable to table files (atomically across column families)."""
+        """Write every memtable to table files, the metadata column family last.
+
+        The binding flushes one column family per call, and RocksDB's atomic
+        flush covers only the column families of one call. Flushing metadata
+        last means a crash part-way (with the WAL off) can leave records
+        beyond ``count``, which readers ignore and writers delete on open, but
+        never a ``count`` ahead of the records.
+        """
         try:
-            for cf in self._cfs.values():
-                cf.flush(True)
+            self._flush_all()
         except Exception as e:
             raise storage_error(e, self.path) from None
+
+    def _flush_all(self) -> None:
+        for name, cf in self._cfs.items():
+            if name != spec.META_CF:
+                cf.flush(True)
+        meta = self._cfs.get(spec.META_CF)
+        if meta is not None:
+            meta.flush(True)
 
     def ingest(self, cf: str, files: list[str]) -> None:
         """Ingest sorted SST files (built by :meth:`sst_writer`) into one column family."""
@@ -324,8 +338,7 @@ class Storage:
             return
         try:
             if self.writable:
-                for cf in self._cfs.values():
-                    cf.flush(True)
+                self._flush_all()
             self._cfs.clear()
             self._handles.clear()
             db.close()

@@ -53,8 +53,10 @@ class Writer:
             power loss, not only a crash of the process.
         wal: write through RocksDB's write-ahead log (default). With
             ``wal=False`` commits reach disk only at :meth:`flush`, at close,
-            or when a memtable fills; all column families flush atomically, so
-            a crash loses the newest commits but never leaves them half done.
+            or when a memtable fills. A crash loses the commits made since,
+            but never leaves ``count`` ahead of the records; it may leave
+            records beyond ``count``, which readers ignore and the next
+            writer deletes when it opens.
         commit_bytes: pending bytes at which :meth:`append` commits by itself.
     """
 
