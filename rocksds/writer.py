@@ -23,7 +23,7 @@ from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import Codec
 from .schema import Schema
-from .spec import KNOWN_WRITER_FEATURES, META_CF
+from .spec import DEFAULT_CF, KNOWN_WRITER_FEATURES, META_CF
 
 __all__ = ["Writer", "create", "open_writer"]
 
@@ -37,6 +37,16 @@ def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
         assert f.column_family is not None
         configs[f.column_family] = CFConfig(compression=f.compression, level=f.compression_level)
     return configs
+
+
+def _check_replaceable(path: str) -> None:
+    """Raise unless ``path`` is a rocksds dataset that no writer has open.
+
+    Deleting a dataset under an open writer would let that writer's later
+    flushes land in the new dataset's directory, so take the lock once first.
+    """
+    cfs = check_is_dataset(path)
+    Storage.open_writable(path, {cf: CFConfig() for cf in cfs if cf != DEFAULT_CF}, create=False).close()
 
 
 class Writer:
@@ -260,15 +270,16 @@ def create(
     if not isinstance(schema, Schema):
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
     path = os.fspath(path)
-    if os.path.lexists(path):
+    replacing = os.path.lexists(path)
+    if replacing:
         if not overwrite:
             raise DatasetExistsError(f"{path} already exists (pass overwrite=True to replace a rocksds dataset)")
-        check_is_dataset(path)
-        shutil.rmtree(path)
+        _check_replaceable(path)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidArgumentError(f"cannot create {path}: parent directory {parent} does not exist")
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.creating-{uuid.uuid4().hex[:12]}")
+    base = os.path.basename(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{base}.creating-{uuid.uuid4().hex[:12]}")
     configs = _cf_configs(schema)
     try:
         storage = Storage.open_writable(tmp, configs, create=True)
@@ -279,7 +290,15 @@ def create(
             storage.write(metadata_puts(stamped, 0), sync=True)
         finally:
             storage.close()
-        os.rename(tmp, path)
+        if replacing:
+            # The old dataset stays whole until the new one is complete; a crash
+            # between these two renames leaves nothing at ``path``, never a mix.
+            trash = os.path.join(parent, f".{base}.replaced-{uuid.uuid4().hex[:12]}")
+            os.rename(path, trash)
+            os.rename(tmp, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,7 +2,7 @@
 
 Run as a script::
 
-    python _crash_writer.py PATH MODE OP SEED
+    python _crash_writer.py PATH MODE OP SEED [PAUSE [FLUSH_EVERY]]
 
 ``MODE`` is ``wal`` or ``nowal`` (``Writer(wal=False)``). ``OP`` is how samples
 go in: ``append`` (``Writer.append`` with a small ``commit_bytes``, so commits
@@ -11,9 +11,10 @@ also happen by themselves), ``extend`` (an iterable of sample dicts),
 dataset, then wait to be killed). The script opens ``PATH`` with
 ``mode="a"`` if it exists and creates it otherwise, then writes batches of
 samples until it is killed. It reports on stdout, one flushed line each:
-``ready N`` once open (``N`` = the count it resumes at), ``committed N`` after
-a commit returned, ``flushed N`` after a flush returned, and ``created`` once
-``create`` returned.
+``ready N`` once open (``N`` = the count it resumes at); ``committed N``
+after a commit returned (then it sleeps ``PAUSE`` seconds, default 0.004);
+``flushed N`` after a flush returned (with ``nowal`` only, every
+``FLUSH_EVERY``-th commit, default 8); ``created`` once ``create`` returned.
 
 Sample ``i``'s content depends on ``i`` alone (:func:`expected_sample`), so a
 checker knows what every committed sample must hold.
@@ -67,7 +68,7 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def main(path: str, mode: str, op: str, seed: int) -> None:
+def main(path: str, mode: str, op: str, seed: int, pause: float = 0.004, flush_every: float = 8) -> None:
     wal = mode == "wal"
     rng = np.random.default_rng(seed)
     if op == "create":
@@ -97,12 +98,12 @@ def main(path: str, mode: str, op: str, seed: int) -> None:
             raise SystemExit(f"unknown op {op!r}")
         _say(f"committed {len(w)}")
         batches += 1
-        if not wal and batches % 3 == 0:
+        if not wal and batches % int(flush_every) == 0:
             w.flush()
             _say(f"flushed {len(w)}")
         # Keep datasets small so that checking every sample after each kill stays cheap.
-        time.sleep(0.004)
+        time.sleep(pause)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), *map(float, sys.argv[5:7]))

@@ -32,7 +32,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("P
 
 #: (write-ahead log, how samples go in); every configuration gets TRIALS kills.
 CONFIGS = [("wal", "append"), ("wal", "extend"), ("nowal", "append"), ("nowal", "stacked")]
-TRIALS = 6
+TRIALS = 5
 
 
 @dataclass
