@@ -136,6 +136,14 @@ class Field(_Model):
             raise ValueError(f"unknown compression {v!r}; expected one of {sorted(spec.COMPRESSIONS)}")
         return v
 
+    @field_validator("compression_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        # RocksDB takes a C int: a larger value would fail only later, when a writer opens.
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -(2**31) <= v < 2**31):
+            raise ValueError(f"compression_level must be an integer in the 32-bit range or None, got {v!r}")
+        return v
+
     @field_validator("column_family")
     @classmethod
     def _cf(cls, v: Optional[str]) -> Optional[str]:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import __version__ as _version
-from ._metadata import check_is_dataset, metadata_puts, read_count, read_schema
+from ._metadata import as_path, check_is_dataset, metadata_puts, read_count, read_schema
 from ._storage import CFConfig, Storage, rocksdb_version
 from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
@@ -37,6 +37,12 @@ def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
         assert f.column_family is not None
         configs[f.column_family] = CFConfig(compression=f.compression, level=f.compression_level)
     return configs
+
+
+def _check_commit_bytes(commit_bytes: Any) -> None:
+    # Checked before anything is opened or created, so a bad value leaves no lock held and no dataset behind.
+    if isinstance(commit_bytes, bool) or not isinstance(commit_bytes, int) or commit_bytes <= 0:
+        raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
 
 
 def _check_replaceable(path: str) -> None:
@@ -80,8 +86,7 @@ class Writer:
         wal: bool = True,
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
     ) -> None:
-        if not isinstance(commit_bytes, int) or commit_bytes <= 0:
-            raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
+        _check_commit_bytes(commit_bytes)
         self._storage: Optional[Storage] = storage
         self.schema = schema
         self.path = storage.path
@@ -269,7 +274,8 @@ def create(
     """
     if not isinstance(schema, Schema):
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
-    path = os.fspath(path)
+    path = as_path(path)
+    _check_commit_bytes(commit_bytes)
     replacing = os.path.lexists(path)
     if replacing:
         if not overwrite:
@@ -320,7 +326,8 @@ def open_writer(
         DatasetLockedError: another writer has the dataset open.
         UnsupportedFeatureError: the dataset needs a writer feature this library lacks.
     """
-    path = os.fspath(path)
+    path = as_path(path)
+    _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
     probe = Storage.open_read_only(path, [META_CF], {}, 0)
     try:
@@ -338,7 +345,7 @@ def open_writer(
             assert f.column_family is not None
             if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
                 storage.delete_range(f.column_family, encode_key(count), stop)
+        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
     except BaseException:
         storage.close()
         raise
-    return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
