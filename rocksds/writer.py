@@ -64,6 +64,13 @@ class Writer:
     normally) commits and flushes every column family to table files. Leaving a
     ``with`` block by an exception discards samples not yet committed.
 
+    Durability: once :meth:`commit` or :meth:`extend` has returned, its
+    samples survive a crash of this process (SIGKILL, OOM kill, exception),
+    because they are in RocksDB's write-ahead log; a reader opened afterwards
+    sees them. Surviving power loss or an OS crash needs ``sync=True``. An
+    invalid sample, or an exception raised while ``extend`` consumes its
+    iterable, writes nothing of that batch.
+
     Args:
         sync: fsync the write-ahead log on every commit, so commits survive
             power loss, not only a crash of the process.
