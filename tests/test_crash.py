@@ -52,7 +52,8 @@ def run_and_kill(path: Path, mode: str, op: str, seed: int, delay: float) -> Rep
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        # A killed process cannot remove its private read-only shadow directories; keep them out of /tmp.
+        env={**ENV, "TMPDIR": str(path.parent)},
     )
     try:
         first = proc.stdout.readline().strip()  # type: ignore[union-attr]
