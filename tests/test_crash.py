@@ -116,7 +116,6 @@ def test_sigkill_during_ingest_loses_no_commit(tmp_path: Path, mode: str, op: st
 
 def test_sigkill_during_create_leaves_nothing_or_an_empty_dataset(tmp_path: Path) -> None:
     rng = np.random.default_rng(11)
-    outcomes = set()
     for trial in range(8):
         path = tmp_path / f"new{trial}.rds"
         report = run_and_kill(path, "wal", "create", trial, float(rng.uniform(0.0, 0.12)))
@@ -124,14 +123,11 @@ def test_sigkill_during_create_leaves_nothing_or_an_empty_dataset(tmp_path: Path
             assert assert_valid(path) == 0
             with rocksds.open(path) as ds:
                 assert len(ds) == 0 and ds.schema.fields == crash_schema().fields
-            outcomes.add("dataset")
         else:
             assert not report.created, "create() returned but nothing is at the path"
-            outcomes.add("nothing")
         with rocksds.create(path, crash_schema(), overwrite=os.path.lexists(path)) as w:
             w.extend([expected_sample(i) for i in range(2)])
-        assert assert_valid(path) == 2
-    assert outcomes  # which outcomes occur depends on timing; both are correct
+        assert assert_valid(path) == 2  # and a new create (or overwrite) works after the crash
 
 
 # ---------------------------------------------------------------------------------------------
