@@ -462,8 +462,11 @@ def decode_document(data: bytes) -> Any:
             strict_map_key=True,
             max_str_len=spec.MAX_SCHEMA_BYTES,
             max_bin_len=spec.MAX_SCHEMA_BYTES,
-            max_array_len=2**20,
-            max_map_len=2**20,
+            # Every element takes at least one byte (a map entry two), so a
+            # header declaring more than the data can hold is refused before
+            # the decoder allocates for it.
+            max_array_len=min(2**20, len(data)),
+            max_map_len=min(2**20, len(data) // 2),
             max_ext_len=0,
         )
     except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,

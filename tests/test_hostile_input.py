@@ -422,17 +422,32 @@ def test_huge_declared_sizes_allocate_nothing(header: bytes) -> None:
         assert peak < 32 * 2**20, f"decoding {len(data)} bytes peaked at {peak} bytes"
 
 
-def test_nested_huge_headers_stay_bounded() -> None:
-    """Many nested containers each declaring 2**20 entries (the decoder's cap) must not multiply memory."""
-    data = (b"\xdd" + struct.pack(">I", 2**20)) * 2000 + b"\xc0" * 1000
+def _peak_decoding(data: bytes) -> int:
     tracemalloc.start()
     try:
         with pytest.raises(SchemaError):
             decode_document(data)
-        peak = tracemalloc.get_traced_memory()[1]
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 256 * 2**20, peak
+
+
+@pytest.mark.parametrize("n", [2**20, 2**16, 7000])
+def test_nested_headers_declaring_more_than_the_data_holds_allocate_nothing(n: int) -> None:
+    """12 KB of nested 2**20-entry headers used to make msgpack allocate 78 MiB."""
+    for header in (b"\xdd" + struct.pack(">I", n), b"\xdf" + struct.pack(">I", n)):
+        data = header * 1000 + b"\xc0" * 1000  # 6 KB: fewer bytes than one header declares
+        assert _peak_decoding(data) < 4 * 2**20
+
+
+def test_nested_headers_worst_case_is_bounded() -> None:
+    """Headers the data could hold: msgpack preallocates at most 10,000 slots per container and
+    nests at most 1024 deep, so memory stays under ~80 MiB whatever the input."""
+    for depth in (1000, 5000):
+        data = (b"\xdd" + struct.pack(">I", 10_000)) * depth + b"\xc0" * 20_000
+        assert _peak_decoding(data) < 100 * 2**20
+
+
 
 
 def test_decoder_limits() -> None:
