@@ -448,8 +448,6 @@ def test_nested_headers_worst_case_is_bounded() -> None:
         assert _peak_decoding(data) < 100 * 2**20
 
 
-
-
 def test_decoder_limits() -> None:
     with pytest.raises(SchemaError, match="limit"):
         decode_document(b"\xc0" * (spec.MAX_SCHEMA_BYTES + 1))
