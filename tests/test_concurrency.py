@@ -155,10 +155,16 @@ def test_reader_keeps_its_snapshot_while_a_writer_commits(dataset: Path) -> None
     assert_samples(dataset, 75)
 
 
-def test_readers_follow_a_writer_in_another_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["wal", "nowal"])
+def test_readers_follow_a_writer_in_another_process(tmp_path: Path, mode: str) -> None:
+    """Readers open, read and refresh while another process commits.
+
+    With the WAL, readers replay a log the writer is appending to; with
+    ``wal=False`` the writer flushes every third commit, so table files come
+    and go (flushes, compactions) while readers open.
+    """
     path = tmp_path / "live.rds"
-    # wal=False flushes every third commit: table files come and go while readers open
-    proc = _start_writer(path, op="extend", mode="nowal", pause=0.02, flush_every=3)
+    proc = _start_writer(path, op="extend", mode=mode, pause=0.02, flush_every=3)
     seen = []
     try:
         ds = rocksds.open(path, cache_gb=0)
