@@ -7,19 +7,32 @@ the errors SPEC.md names.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from ._storage import Storage, list_column_families
-from .errors import CorruptionError, NotADatasetError, SchemaError
+from .errors import ArgumentTypeError, CorruptionError, InvalidArgumentError, NotADatasetError, SchemaError
 from .keys import decode_count, encode_count
 from .schema import Schema
 from .spec import COUNT_KEY, META_CF, SCHEMA_KEY
 
-__all__ = ["check_is_dataset", "read_schema", "read_count", "metadata_puts"]
+__all__ = ["as_path", "check_is_dataset", "read_schema", "read_count", "metadata_puts"]
+
+
+def as_path(path: Any) -> str:
+    """``path`` as a ``str``, or ArgumentTypeError / InvalidArgumentError saying what is wrong."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    out = os.fspath(path)
+    if not isinstance(out, str):
+        raise ArgumentTypeError(f"path must be a text path, got {type(out).__name__}")
+    if not out or "\0" in out:
+        raise InvalidArgumentError(f"path {out!r} is empty or contains a NUL character")
+    return out
 
 
 def check_is_dataset(path: str) -> list[str]:
     """Column families of ``path`` if it holds a metadata column family, else raise."""
-    import os
-
     if not os.path.exists(path):
         raise NotADatasetError(f"{path} does not exist")
     if not os.path.isdir(path):

@@ -9,7 +9,8 @@ open, which fails on read-only storage and modifies shared datasets. So a
 read-only open builds a private "shadow" directory of symbolic links to the
 dataset's files and opens that instead; with ``max_open_files=-1`` every table
 file is opened up front, so later compactions or deletions by a writer cannot
-pull a file from under a reader.
+pull a file from under a reader. A read-only open copes with a writer that
+is adding and deleting files at the same moment (see ``_Shadow``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TypeVar
 
 import rocksdict as rd
 
@@ -41,6 +43,8 @@ _COMPRESSION = {
 }
 #: Files of a RocksDB directory a read-only open does not need.
 _PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
+T = TypeVar("T")
+_PROC_FD = "/proc/self/fd"
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,29 @@ class CFConfig:
     write_buffer_bytes: int = 64 * 2**20
 
 
-def storage_error(exc: BaseException, path: str) -> RocksdsError:
-    """Translate a binding error (a RocksDB status string) into a rocksds exception."""
+def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -> RocksdsError:
+    """Translate a binding error (a RocksDB status string) into a rocksds exception.
+
+    ``shadow`` is the private directory a read-only handle opened; its name is
+    replaced by ``path`` so messages name the user's files, not ours.
+    """
     msg = str(exc)
+    if shadow:
+        msg = msg.replace(shadow, path)
     low = msg.lower()
     if "lock" in low and ("resource temporarily unavailable" in low or "lock hold" in low or "no locks" in low):
-        return DatasetLockedError(f"dataset {path} is locked by another writer (RocksDB: {msg})")
+        # RocksDB words this differently for a lock held in this process and in another one.
+        where = "in this process" if "current process" in low else "in another process"
+        return DatasetLockedError(
+            f"dataset {path} is already open for writing {where}; only one writer at a time is allowed. "
+            "Close that writer first, or open the dataset with mode='r' to read it."
+        )
     if "corruption" in low or "checksum" in low or "block checksum mismatch" in low:
         if "unsupported compression" in low:
             return UnsupportedCompressionError(f"{path}: {msg}")
-        return CorruptionError(f"dataset {path} is corrupt: {msg}")
+        return CorruptionError(
+            f"dataset {path} is corrupt ({msg}); restore it from a copy, or run 'rocksds validate --deep' to see the damage"
+        )
     if "read-only file system" in low or "permission denied" in low:
         return ReadOnlyError(f"cannot write to {path}: {msg}")
     if "does not exist" in low or "no such file" in low:
@@ -108,8 +125,8 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> r
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
     if writable:
-        # All column families flush together, so a crash never leaves the
-        # tables of one field ahead of the metadata (SPEC.md, "Commits").
+        # Flushes RocksDB starts by itself (a full memtable) cover every
+        # column family at once; see Storage.flush for the ones we ask for.
         opts.set_atomic_flush(True)
         opts.set_max_background_jobs(2)
     return opts
@@ -117,13 +134,38 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> r
 
 def list_column_families(path: str) -> list[str]:
     """Column families of the RocksDB database at ``path``, read without touching it."""
-    shadow = _Shadow(path)
-    try:
-        return rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True))
-    except Exception as e:
-        raise storage_error(e, path) from None
-    finally:
-        shadow.remove()
+    return _with_shadow(path, lambda shadow: rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True)), keep=False)[0]
+
+
+#: Attempts at a read-only open while a writer adds and deletes files (see _with_shadow).
+_OPEN_ATTEMPTS = 8
+
+
+def _with_shadow(path: str, fn: Callable[["_Shadow"], T], *, keep: bool) -> tuple[T, Optional["_Shadow"]]:
+    """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
+
+    A writer may roll its MANIFEST, write a table file or compact away old
+    ones between our listing the directory and RocksDB reading the MANIFEST;
+    the shadow then lacks a file the MANIFEST names. That is a race, not
+    damage, so take a new listing and try again; a file still missing after
+    a few attempts is reported as corruption.
+    """
+    for attempt in range(_OPEN_ATTEMPTS):
+        shadow = _Shadow(path)
+        try:
+            result = fn(shadow)
+        except Exception as e:
+            shadow.remove()
+            if attempt + 1 < _OPEN_ATTEMPTS and "no such file" in str(e).lower():
+                time.sleep(0.005 * (attempt + 1))
+                continue
+            raise storage_error(e, path, shadow.path) from None
+        if not keep:
+            shadow.remove()
+            return result, None
+        shadow.unpin()
+        return result, shadow
+    raise AssertionError("unreachable")
 
 
 def rocksdb_version(path: str) -> str:
@@ -139,25 +181,98 @@ def rocksdb_version(path: str) -> str:
 
 
 class _Shadow:
-    """A private directory of symlinks to a database's files (see module docstring)."""
+    """A private directory of symlinks to a database's files (see module docstring).
+
+    A writer may be adding and deleting files meanwhile, so ``CURRENT`` and
+    its MANIFEST are copied (fixing which table files the open will need)
+    between two passes that link every other file. On Linux each link first
+    points at ``/proc/self/fd/N``, a descriptor we hold, so a table file that
+    a writer compacts away before RocksDB opens it stays readable;
+    :meth:`unpin` swaps in plain links and closes those descriptors once
+    RocksDB holds its own.
+    """
 
     def __init__(self, path: str) -> None:
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
         self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
-        src = os.path.abspath(path)
+        self._src = os.path.abspath(path)
+        self._pins: dict[str, int] = {}
+        self._links: dict[str, str] = {}
+        self._can_pin = os.path.isdir(_PROC_FD)
+        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins)
         try:
-            for name in os.listdir(src):
-                if name in _PRIVATE_FILES or name.startswith("LOG"):
+            # Every table file the copied MANIFEST names existed when it was
+            # copied, so one of the two passes holds it, unless a compaction
+            # deleted it in the instant between the copy and the second pass
+            # (the open then fails with a missing file and is retried).
+            self._pin_all()
+            copied = self._copy_manifest()
+            self._pin_all()
+            for name in list(self._links):
+                if name in copied:
+                    self._unhold(name)
                     continue
-                os.symlink(os.path.join(src, name), os.path.join(self.path, name))
+                os.symlink(self._links[name], os.path.join(self.path, name))
         except OSError:
             self.remove()
             raise
 
+    def _pin_all(self) -> None:
+        for name in os.listdir(self._src):
+            if name in _PRIVATE_FILES or name.startswith("LOG") or name in self._links:
+                continue
+            target = os.path.join(self._src, name)
+            if self._can_pin and os.path.isfile(target):
+                try:
+                    fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError:
+                    continue  # deleted since the listing
+                except OSError:
+                    self._can_pin = False  # e.g. out of descriptors: plain links from here on
+                else:
+                    self._pins[name] = fd
+                    target = f"{_PROC_FD}/{fd}"
+            self._links[name] = target
+
+    def _unhold(self, name: str) -> None:
+        del self._links[name]
+        fd = self._pins.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _copy_manifest(self) -> set[str]:
+        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
+            current = fh.read()
+        manifest = current.decode("ascii", "replace").strip()
+        if not manifest.startswith("MANIFEST-") or "/" in manifest:
+            raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
+        try:
+            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
+        except FileNotFoundError:
+            return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
+        with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
+            fh.write(current)
+        return {"CURRENT", manifest}
+
+    def unpin(self) -> None:
+        """Point every link at the dataset's file again and close our descriptors."""
+        for name, fd in list(self._pins.items()):
+            tmp = os.path.join(self.path, f".{name}.relink")
+            os.symlink(os.path.join(self._src, name), tmp)
+            os.replace(tmp, os.path.join(self.path, name))
+            os.close(fd)
+            del self._pins[name]
+
     def remove(self) -> None:
         self._finalizer()
+
+
+def _remove_shadow(path: str, pins: dict[str, int]) -> None:
+    for fd in pins.values():
+        os.close(fd)
+    pins.clear()
+    shutil.rmtree(path, True)
 
 
 class Storage:
@@ -188,16 +303,15 @@ class Storage:
         every field column family shares one block cache of ``cache_bytes``
         (0 disables the cache).
         """
-        shadow = _Shadow(path)
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
-        opts = _db_options(None, create=False, writable=False)
-        opts.set_db_log_dir(shadow.path)
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
-        try:
-            db = rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
-        except Exception as e:
-            shadow.remove()
-            raise storage_error(e, path) from None
+
+        def open_db(shadow: _Shadow) -> rd.Rdict:
+            opts = _db_options(None, create=False, writable=False)
+            opts.set_db_log_dir(shadow.path)
+            return rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
+
+        db, shadow = _with_shadow(path, open_db, keep=True)
         return cls(path, db, names, shadow, writable=False)
 
     @classmethod
@@ -218,6 +332,9 @@ class Storage:
             raise storage_error(e, path) from None
         return cls(path, db, list(configs), None, writable=True)
 
+    def _error(self, exc: BaseException) -> RocksdsError:
+        return storage_error(exc, self.path, None if self._shadow is None else self._shadow.path)
+
     # ------------------------------------------------------------------ reads
 
     def get(self, cf: str, key: bytes) -> Optional[bytes]:
@@ -225,14 +342,14 @@ class Storage:
         try:
             return self._cfs[cf].get(key, None, self._read_opts)
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     def multi_get(self, cf: str, keys: list[bytes]) -> list[Optional[bytes]]:
         """Many values in one RocksDB MultiGet, ``None`` where absent."""
         try:
             return self._cfs[cf].get(keys, None, self._read_opts)
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     def iterate(
         self, cf: str, start: Optional[bytes] = None, stop: Optional[bytes] = None, *, readahead: int = 2**21
@@ -256,7 +373,7 @@ class Storage:
         except RocksdsError:
             raise
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     # ------------------------------------------------------------------ writes
 
@@ -273,22 +390,36 @@ class Storage:
             assert self._db is not None
             self._db.write(batch, wo)
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     def delete_range(self, cf: str, start: bytes, stop: bytes) -> None:
         """Delete keys in ``[start, stop)`` of one column family."""
         try:
             self._cfs[cf].delete_range(start, stop)
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     def flush(self) -> None:
-        """Write every memtable to table files (atomically across column families)."""
+        """Write every memtable to table files, the metadata column family last.
+
+        The binding flushes one column family per call, and RocksDB's atomic
+        flush covers only the column families of one call. Flushing metadata
+        last means a crash part-way (with the WAL off) can leave records
+        beyond ``count``, which readers ignore and writers delete on open, but
+        never a ``count`` ahead of the records.
+        """
         try:
-            for cf in self._cfs.values():
-                cf.flush(True)
+            self._flush_all()
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
+
+    def _flush_all(self) -> None:
+        for name, cf in self._cfs.items():
+            if name != spec.META_CF:
+                cf.flush(True)
+        meta = self._cfs.get(spec.META_CF)
+        if meta is not None:
+            meta.flush(True)
 
     def ingest(self, cf: str, files: list[str]) -> None:
         """Ingest sorted SST files (built by :meth:`sst_writer`) into one column family."""
@@ -297,7 +428,7 @@ class Storage:
         try:
             self._cfs[cf].ingest_external_file(files, opts)
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
 
     @staticmethod
     def sst_writer(cfg: CFConfig) -> rd.SstFileWriter:
@@ -324,13 +455,12 @@ class Storage:
             return
         try:
             if self.writable:
-                for cf in self._cfs.values():
-                    cf.flush(True)
+                self._flush_all()
             self._cfs.clear()
             self._handles.clear()
             db.close()
         except Exception as e:
-            raise storage_error(e, self.path) from None
+            raise self._error(e) from None
         finally:
             if self._shadow is not None:
                 self._shadow.remove()

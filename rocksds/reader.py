@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._metadata import check_is_dataset, read_count, read_schema
+from ._metadata import as_path, check_is_dataset, read_count, read_schema
 from ._storage import CFConfig, Storage
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
 from .errors import NotADatasetError
@@ -42,6 +42,30 @@ def _cache_bytes(cache_gb: Any) -> int:
     if not math.isfinite(cache_gb) or not 0 <= cache_gb <= MAX_CACHE_GB:
         raise InvalidArgumentError(f"cache_gb must be between 0 and {MAX_CACHE_GB}, got {cache_gb!r}")
     return int(cache_gb * 2**30)
+
+
+def _field_names(fields: Any) -> Optional[list[str]]:
+    if fields is None:
+        return None
+    if isinstance(fields, (str, bytes)) or not isinstance(fields, Sequence):
+        raise ArgumentTypeError(f"fields must be a list of field names, got {type(fields).__name__}")
+    names = list(fields)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ArgumentTypeError(f"fields must be a list of field names (str), got {bad[0]!r}")
+    if not names:
+        raise InvalidArgumentError("fields=[] selects nothing; pass None to read every field")
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"fields lists a name twice: {names}")
+    return names
+
+
+def _bloom_bits(bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise ArgumentTypeError(f"bloom_bits must be an integer, got {type(bits).__name__}")
+    if not 0 <= bits <= 64:
+        raise InvalidArgumentError(f"bloom_bits must be between 0 and 64, got {bits}")
+    return bits
 
 
 class Dataset:
@@ -77,11 +101,9 @@ class Dataset:
         cache_gb: float = DEFAULT_CACHE_GB,
         bloom_bits: int = 10,
     ) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise ArgumentTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path = as_path(path)
         self._cache_bytes = _cache_bytes(cache_gb)
-        self._options = {"fields": None if fields is None else list(fields), "cache_gb": cache_gb, "bloom_bits": bloom_bits}
+        self._options = {"fields": _field_names(fields), "cache_gb": cache_gb, "bloom_bits": _bloom_bits(bloom_bits)}
         self._storage: Optional[Storage] = None
         self._closed = False
         self._open()
@@ -189,7 +211,11 @@ class Dataset:
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, slice):
-            return self.get_batch(range(*item.indices(self._count)))
+            try:
+                bounds = item.indices(self._count)
+            except (TypeError, ValueError) as e:  # a zero step, or non-integer bounds
+                raise InvalidArgumentError(f"bad slice {item!r}: {e}") from None
+            return self.get_batch(range(*bounds))
         return self.get(item)
 
     def get(self, index: int) -> Sample:
@@ -214,6 +240,9 @@ class Dataset:
             if indices.ndim != 1 or indices.dtype.kind not in "iu":
                 raise ArgumentTypeError("indices must be a 1-D integer array")
             n = self._count
+            if indices.dtype.kind == "u" and indices.size and int(indices.max()) >= n:
+                # Checked before the cast: a uint64 above 2**63 would wrap to a negative index.
+                raise IndexOutOfRangeError(f"index {int(indices.max())} out of range for dataset of {n} samples")
             idx = indices.astype(np.int64, copy=True)
             idx[idx < 0] += n
             bad = (idx < 0) | (idx >= n)
@@ -239,10 +268,20 @@ class Dataset:
     def iter(self, start: int = 0, stop: Optional[int] = None) -> Iterator[Sample]:
         """Samples ``start..stop-1`` in order, read with one sequential iterator per field."""
         n = self._count
-        stop = n if stop is None else min(operator.index(stop), n)
-        start = operator.index(start)
+        try:
+            start = operator.index(start)
+            stop = n if stop is None else min(operator.index(stop), n)
+        except TypeError:
+            raise ArgumentTypeError(f"start and stop must be integers, got {start!r}, {stop!r}") from None
         if not 0 <= start <= n:
             raise IndexOutOfRangeError(f"start {start} out of range for dataset of {n} samples")
+        if stop < 0:
+            raise IndexOutOfRangeError(f"stop {stop} is negative; iter() takes 0 <= start <= stop")
+        # Arguments are checked here, when iter() is called, not at the first next().
+        return self._scan(start, stop)
+
+    def _scan(self, start: int, stop: int) -> Iterator[Sample]:
+        n = self._count
         if start >= stop:
             return
         storage = self._live()
@@ -268,8 +307,6 @@ class Dataset:
 
 def open_dataset(path: str | os.PathLike[str], **kwargs: Any) -> Dataset:
     """Open ``path`` for reading (see :class:`Dataset`)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    if not os.path.exists(os.fspath(path)):
+    if not os.path.exists(as_path(path)):
         raise NotADatasetError(f"{os.fspath(path)} does not exist")
     return Dataset(path, **kwargs)

@@ -138,6 +138,14 @@ class Field(_Model):
             raise ValueError(f"unknown compression {v!r}; expected one of {sorted(spec.COMPRESSIONS)}")
         return v
 
+    @field_validator("compression_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        # RocksDB takes a C int: a larger value would fail only later, when a writer opens.
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -(2**31) <= v < 2**31):
+            raise ValueError(f"compression_level must be an integer in the 32-bit range or None, got {v!r}")
+        return v
+
     @field_validator("column_family")
     @classmethod
     def _cf(cls, v: Optional[str]) -> Optional[str]:
@@ -460,8 +468,11 @@ def decode_document(data: bytes) -> Any:
             strict_map_key=True,
             max_str_len=spec.MAX_SCHEMA_BYTES,
             max_bin_len=spec.MAX_SCHEMA_BYTES,
-            max_array_len=2**20,
-            max_map_len=2**20,
+            # Every element takes at least one byte (a map entry two), so a
+            # header declaring more than the data can hold is refused before
+            # the decoder allocates for it.
+            max_array_len=min(2**20, len(data)),
+            max_map_len=min(2**20, len(data) // 2),
             max_ext_len=0,
         )
     except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,

@@ -16,14 +16,14 @@ from typing import Any, Optional
 import numpy as np
 
 from . import __version__ as _version
-from ._metadata import check_is_dataset, metadata_puts, read_count, read_schema
+from ._metadata import as_path, check_is_dataset, metadata_puts, read_count, read_schema
 from ._storage import CFConfig, Storage, rocksdb_version
 from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import Codec
 from .schema import Schema
-from .spec import KNOWN_WRITER_FEATURES, META_CF
+from .spec import DEFAULT_CF, KNOWN_WRITER_FEATURES, META_CF
 
 __all__ = ["Writer", "create", "open_writer"]
 
@@ -39,6 +39,22 @@ def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
     return configs
 
 
+def _check_commit_bytes(commit_bytes: Any) -> None:
+    # Checked before anything is opened or created, so a bad value leaves no lock held and no dataset behind.
+    if isinstance(commit_bytes, bool) or not isinstance(commit_bytes, int) or commit_bytes <= 0:
+        raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
+
+
+def _check_replaceable(path: str) -> None:
+    """Raise unless ``path`` is a rocksds dataset that no writer has open.
+
+    Deleting a dataset under an open writer would let that writer's later
+    flushes land in the new dataset's directory, so take the lock once first.
+    """
+    cfs = check_is_dataset(path)
+    Storage.open_writable(path, {cf: CFConfig() for cf in cfs if cf != DEFAULT_CF}, create=False).close()
+
+
 class Writer:
     """Appends samples to a dataset. Get one from :func:`create` or ``rocksds.open(path, mode="a")``.
 
@@ -48,13 +64,22 @@ class Writer:
     normally) commits and flushes every column family to table files. Leaving a
     ``with`` block by an exception discards samples not yet committed.
 
+    Durability: once :meth:`commit` or :meth:`extend` has returned, its
+    samples survive a crash of this process (SIGKILL, OOM kill, exception),
+    because they are in RocksDB's write-ahead log; a reader opened afterwards
+    sees them. Surviving power loss or an OS crash needs ``sync=True``. An
+    invalid sample, or an exception raised while ``extend`` consumes its
+    iterable, writes nothing of that batch.
+
     Args:
         sync: fsync the write-ahead log on every commit, so commits survive
             power loss, not only a crash of the process.
         wal: write through RocksDB's write-ahead log (default). With
             ``wal=False`` commits reach disk only at :meth:`flush`, at close,
-            or when a memtable fills; all column families flush atomically, so
-            a crash loses the newest commits but never leaves them half done.
+            or when a memtable fills. A crash loses the commits made since,
+            but never leaves ``count`` ahead of the records; it may leave
+            records beyond ``count``, which readers ignore and the next
+            writer deletes when it opens.
         commit_bytes: pending bytes at which :meth:`append` commits by itself.
     """
 
@@ -68,8 +93,7 @@ class Writer:
         wal: bool = True,
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
     ) -> None:
-        if not isinstance(commit_bytes, int) or commit_bytes <= 0:
-            raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
+        _check_commit_bytes(commit_bytes)
         self._storage: Optional[Storage] = storage
         self.schema = schema
         self.path = storage.path
@@ -284,16 +308,18 @@ def create(
     """
     if not isinstance(schema, Schema):
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
-    path = os.fspath(path)
-    if os.path.lexists(path):
+    path = as_path(path)
+    _check_commit_bytes(commit_bytes)
+    replacing = os.path.lexists(path)
+    if replacing:
         if not overwrite:
             raise DatasetExistsError(f"{path} already exists (pass overwrite=True to replace a rocksds dataset)")
-        check_is_dataset(path)
-        shutil.rmtree(path)
+        _check_replaceable(path)
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise InvalidArgumentError(f"cannot create {path}: parent directory {parent} does not exist")
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.creating-{uuid.uuid4().hex[:12]}")
+    base = os.path.basename(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{base}.creating-{uuid.uuid4().hex[:12]}")
     configs = _cf_configs(schema)
     try:
         storage = Storage.open_writable(tmp, configs, create=True)
@@ -304,7 +330,15 @@ def create(
             storage.write(metadata_puts(stamped, 0), sync=True)
         finally:
             storage.close()
-        os.rename(tmp, path)
+        if replacing:
+            # The old dataset stays whole until the new one is complete; a crash
+            # between these two renames leaves nothing at ``path``, never a mix.
+            trash = os.path.join(parent, f".{base}.replaced-{uuid.uuid4().hex[:12]}")
+            os.rename(path, trash)
+            os.rename(tmp, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -326,7 +360,8 @@ def open_writer(
         DatasetLockedError: another writer has the dataset open.
         UnsupportedFeatureError: the dataset needs a writer feature this library lacks.
     """
-    path = os.fspath(path)
+    path = as_path(path)
+    _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
     probe = Storage.open_read_only(path, [META_CF], {}, 0)
     try:
@@ -344,7 +379,7 @@ def open_writer(
             assert f.column_family is not None
             if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
                 storage.delete_range(f.column_family, encode_key(count), stop)
+        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
     except BaseException:
         storage.close()
         raise
-    return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
