@@ -32,12 +32,10 @@ def assert_valid(path: PathLike, *, tail_ok: bool = False) -> int:
     deleted when a writer opens), which a crash during a ``wal=False`` flush
     may leave.
     """
-    # ------------------------------------------------------------------------------------------
-    # LEAD, after merging the branch that adds rocksds.validate, call it here as well, e.g.:
-    #     report = rocksds.validate(path)
-    #     assert report.ok, report          # adapt to the validator's API
-    # Until then only the local raw check below runs (it is not a stand-in for the validator).
-    # ------------------------------------------------------------------------------------------
+    report = rocksds.validate(path, deep=True)
+    assert report.ok, report.to_dict()
+    allowed = {"uncommitted-record"} if tail_ok else set()
+    assert report.codes() <= allowed, report.to_dict()
     return raw_consistency_check(path, tail_ok=tail_ok)
 
 
