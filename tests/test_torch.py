@@ -414,3 +414,21 @@ def test_torch_distributed_two_ranks(data, tmp_path):
     assert not set(a) & set(b) and sorted(a + b) == list(range(N)) and len(a) == len(b) == N // 2
     sa, sb = ranks[0]["sampled"], ranks[1]["sampled"]
     assert not set(sa) & set(sb) and sorted(sa + sb) == list(range(N))
+
+
+# ---------------------------------------------------------------- example
+
+
+def test_train_tiny_cnn_example_learns(tmp_path):
+    import importlib.util
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train_tiny_cnn.py")
+    spec = importlib.util.spec_from_file_location("train_tiny_cnn", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = str(tmp_path / "bars.rds")
+    accuracy = module.main(["--data", path, "--samples", "1024", "--epochs", "1", "--steps", "25"])
+    assert accuracy >= 0.5  # chance is 0.1
+    assert len(rocksds.open(path)) == 1024
+    accuracy = module.main(["--data", path, "--epochs", "1", "--steps", "25", "--stream"])
+    assert accuracy >= 0.5  # chance is 0.1
