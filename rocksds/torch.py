@@ -26,8 +26,9 @@ the same tensors, at the cost of splitting and re-stacking. Variable-shape,
 stock collate cannot stack tensors of different shapes).
 
 ``transform`` maps one sample dict to another; ``batch_transform`` maps the
-stacked batch dict (after ``transform`` and stacking) to another, e.g. GPU-free
-augmentation of the whole batch; it runs in the worker processes.
+stacked batch dict (after ``transform`` and stacking) to another, e.g. an
+augmentation applied to the whole batch at once; both run in the worker
+processes.
 
 Tensors share memory with the fetched bytes where that is safe: a batch is
 decoded once into writable memory and the tensors (and per-sample views) are
@@ -42,7 +43,7 @@ process opens its own RocksDB handle on first use, so it works with the
 The length is fixed when the dataset object is created: samples appended
 later are not seen until you create it again.
 
-Several machines: :class:`torch.utils.data.DistributedSampler` works with
+Several processes or machines: :class:`torch.utils.data.DistributedSampler` works with
 :class:`RocksDataset` unchanged::
 
     sampler = DistributedSampler(ds, shuffle=True, seed=0, drop_last=True)
@@ -50,6 +51,16 @@ Several machines: :class:`torch.utils.data.DistributedSampler` works with
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         for batch in loader: ...
+
+To stop and resume mid-epoch with a map-style dataset, use
+:class:`ResumableSampler` (a seeded shuffle, optionally sharded over ranks,
+with ``set_epoch``, ``state_dict`` and ``load_state_dict``)::
+
+    sampler = ResumableSampler(ds, seed=0)            # ranks from torch.distributed, if initialized
+    loader = DataLoader(ds, batch_size=128, sampler=sampler, num_workers=4, collate_fn=collate)
+    ...
+    state = sampler.state_dict(consumed=steps * 128)  # with workers, say what the loop consumed
+    sampler.load_state_dict(state)                    # in the new process, before iterating
 
 Streaming: :class:`RocksIterableDataset` reads each worker's share with
 sequential RocksDB scans instead of point lookups. Each epoch's order is a
@@ -93,7 +104,8 @@ processes the dataset cannot see what the training loop has consumed (the
 workers run ahead), so pass ``consumed=`` yourself: with several workers it
 must be a whole number of batches, ``batch_size`` must equal the
 DataLoader's, the DataLoader must keep ``in_order=True`` (the default), and
-the restarted DataLoader must use the same number of workers. Under
+the restarted DataLoader must use the same number of workers (the state
+records it, and a mismatch raises). Under
 torchdata's ``StatefulDataLoader`` plain ``state_dict()`` calls made inside
 the workers record each worker's own position instead, which it restores
 per worker. A loaded state applies to its own epoch until ``set_epoch``
@@ -121,6 +133,7 @@ try:
     import torch
     from torch.utils.data import Dataset as _MapDataset
     from torch.utils.data import IterableDataset as _IterDataset
+    from torch.utils.data import Sampler as _Sampler
     from torch.utils.data import get_worker_info
 except ImportError as _e:  # pragma: no cover - exercised only without torch
     raise DependencyNotFoundError(
@@ -130,7 +143,7 @@ except ImportError as _e:  # pragma: no cover - exercised only without torch
 from ._schedule import UNEVEN_MODES, Schedule, key_runs
 from .reader import DEFAULT_CACHE_GB, Dataset, open_dataset
 
-__all__ = ["RocksDataset", "RocksIterableDataset", "Batch", "collate", "stack_samples"]
+__all__ = ["RocksDataset", "RocksIterableDataset", "ResumableSampler", "Batch", "collate", "stack_samples"]
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
@@ -434,9 +447,9 @@ class RocksIterableDataset(_IterDataset):
         self._explicit_rank = rank is not None
         self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else _dist_rank()  # type: ignore[arg-type]
         self._handle = _Handle(self.path, self.fields, cache_gb)
-        # Shared with worker processes (fork or spawn, persistent or not):
-        # [0] the epoch, [1] set to 1 once a worker has started iterating it.
-        self._shared = torch.zeros(2, dtype=torch.int64).share_memory_()
+        # Shared with worker processes (fork or spawn, persistent or not): [0] the epoch,
+        # [1] 1 once a worker has started iterating it, [2] that DataLoader's num_workers.
+        self._shared = torch.zeros(3, dtype=torch.int64).share_memory_()
         self._pending: Optional[dict[str, Any]] = None
         self._progress: Optional[list[int]] = None
         self._schedule(0, 1)  # validate the options now rather than in a worker
@@ -492,6 +505,7 @@ class RocksIterableDataset(_IterDataset):
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         if info is not None:
             self._shared[1] = 1
+            self._shared[2] = num_workers
         epoch = self.epoch
         sched = self._schedule(epoch, num_workers)
         role, skip = worker, 0
@@ -506,6 +520,12 @@ class RocksIterableDataset(_IterDataset):
             role, skip = own["role"], own["yielded"]
         elif state is not None:
             consumed = state["consumed"]
+            saved_workers = state.get("num_workers")
+            if 0 < consumed < sched.rank_len and saved_workers not in (None, num_workers):
+                raise InvalidArgumentError(
+                    f"state was saved while {saved_workers} reader(s) streamed this epoch; resume with the same "
+                    f"DataLoader num_workers ({saved_workers}, or 0 for 1), not {num_workers}"
+                )
             if num_workers > 1 and self.batch_size is None and 0 < consumed < sched.rank_len:
                 raise InvalidArgumentError(
                     "restoring mid-epoch with several DataLoader workers needs batch_size= (equal to the "
@@ -579,6 +599,10 @@ class RocksIterableDataset(_IterDataset):
             if not 0 <= consumed <= len(self):
                 raise InvalidArgumentError(f"consumed must be in 0..{len(self)} for this rank, got {consumed}")
             state["consumed"] = int(consumed)
+            if int(self._shared[1]):
+                state["num_workers"] = int(self._shared[2])
+            elif progress is not None:
+                state["num_workers"] = progress[2]
         elif info is not None:
             if progress is None:
                 raise InvalidArgumentError("state_dict() inside a worker before it has started iterating")
@@ -591,6 +615,7 @@ class RocksIterableDataset(_IterDataset):
             )
         elif progress is not None:
             state["consumed"] = progress[4]
+            state["num_workers"] = progress[2]
         elif pending is not None:
             return dict(pending)
         else:
@@ -610,13 +635,7 @@ class RocksIterableDataset(_IterDataset):
             raise InvalidArgumentError(f"not a RocksIterableDataset state (version {STATE_VERSION}): {state!r}")
         if not self._explicit_rank:
             self.rank, self.world_size = _dist_rank()
-        mine = self._config()
-        for key, value in mine.items():
-            if state.get(key) != value:
-                raise InvalidArgumentError(
-                    f"state was saved with {key}={state.get(key)!r} but this dataset has {key}={value!r}; "
-                    "create the dataset with the same options (and the same data) to resume"
-                )
+        _check_config(state, self._config())
         if ("consumed" in state) == ("worker" in state):
             raise InvalidArgumentError("state must hold either 'consumed' or 'worker'")
         if "consumed" in state and not 0 <= state["consumed"] <= len(self):
@@ -625,6 +644,132 @@ class RocksIterableDataset(_IterDataset):
         self._progress = None
         self._shared[0] = int(state["epoch"])
         self._shared[1] = 0
+
+
+class ResumableSampler(_Sampler[int]):
+    """A seeded, epoch-aware sampler for :class:`RocksDataset` that can stop and resume mid-epoch.
+
+    Epoch ``e`` visits a permutation of ``0..n-1`` drawn from ``(seed, e)``
+    (or ``0..n-1`` in order without shuffling); with several ranks, rank
+    ``r`` takes every ``world_size``-th index of it starting at ``r``, like
+    :class:`~torch.utils.data.DistributedSampler`. ``uneven`` has the same
+    meaning as for :class:`RocksIterableDataset`.
+
+    The DataLoader consumes a sampler in order, so a state counted in
+    samples the training loop has taken is exact. With ``num_workers=0``
+    :meth:`state_dict` counts by itself; with worker processes the DataLoader
+    draws indices ahead of the loop, so pass ``consumed=``.
+
+    Args:
+        data_source: the dataset (anything with ``len``), or the sample count.
+        shuffle: permute each epoch.
+        seed: base seed (integer >= 0).
+        rank: this rank; with ``world_size``, overrides torch.distributed.
+        world_size: number of ranks.
+        uneven: ``"exact"``, ``"drop"`` or ``"pad"`` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        data_source: Any,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: Optional[int] = None,
+        world_size: Optional[int] = None,
+        uneven: str = "exact",
+    ) -> None:
+        n = data_source if isinstance(data_source, (int, np.integer)) else len(data_source)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidArgumentError(f"seed must be an integer >= 0, got {seed!r}")
+        if (rank is None) != (world_size is None):
+            raise InvalidArgumentError("pass rank and world_size together (or neither, to use torch.distributed)")
+        if uneven not in UNEVEN_MODES:
+            raise InvalidArgumentError(f"uneven must be one of {UNEVEN_MODES}, got {uneven!r}")
+        self.n, self.shuffle, self.seed, self.uneven = int(n), bool(shuffle), int(seed), uneven
+        self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else _dist_rank()  # type: ignore[arg-type]
+        if not 0 <= self.rank < self.world_size:
+            raise InvalidArgumentError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
+        self.epoch = 0
+        self._pending: Optional[dict[str, Any]] = None
+        self._progress: Optional[list[int]] = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Visit epoch ``epoch`` next."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise InvalidArgumentError(f"epoch must be an integer >= 0, got {epoch!r}")
+        self.epoch = int(epoch)
+        self._progress = None
+        if self._pending is not None and self._pending["epoch"] != epoch:
+            self._pending = None
+
+    def indices(self) -> np.ndarray:
+        """This rank's indices for the current epoch, in order."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n, dtype=np.int64)
+        ws = self.world_size
+        if self.uneven == "drop":
+            order = order[: self.n - self.n % ws]
+        elif self.uneven == "pad" and self.n % ws:
+            order = np.resize(order, self.n + ws - self.n % ws)  # repeats from the start
+        return order[self.rank :: ws]
+
+    def __len__(self) -> int:
+        q, r = divmod(self.n, self.world_size)
+        return {"exact": q + (self.rank < r), "drop": q, "pad": q + (r > 0)}[self.uneven]
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch
+        pending = self._pending if self._pending is not None and self._pending["epoch"] == epoch else None
+        start = pending["consumed"] if pending is not None else 0
+        progress = [epoch, start]
+        self._progress = progress
+        for i in self.indices()[start:].tolist():
+            progress[1] += 1
+            yield i
+
+    def _config(self) -> dict[str, Any]:
+        return {"n": self.n, "seed": self.seed, "shuffle": self.shuffle, "rank": self.rank,
+                "world_size": self.world_size, "uneven": self.uneven}
+
+    def state_dict(self, consumed: Optional[int] = None) -> dict[str, Any]:
+        """Where this rank stands in the current epoch (see the class docstring for ``consumed``)."""
+        if consumed is None:
+            if self._progress is not None and self._progress[0] == self.epoch:
+                consumed = self._progress[1]
+            elif self._pending is not None and self._pending["epoch"] == self.epoch:
+                consumed = self._pending["consumed"]
+            else:
+                consumed = 0
+        elif isinstance(consumed, bool) or not isinstance(consumed, (int, np.integer)) or not 0 <= consumed <= len(self):
+            raise InvalidArgumentError(f"consumed must be an integer in 0..{len(self)}, got {consumed!r}")
+        return {"version": STATE_VERSION, "epoch": self.epoch, **self._config(), "consumed": int(consumed)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: the next iteration of its epoch skips what was consumed.
+
+        Raises:
+            InvalidArgumentError: the state comes from a different setup.
+        """
+        if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION or "consumed" not in state:
+            raise InvalidArgumentError(f"not a ResumableSampler state (version {STATE_VERSION}): {state!r}")
+        _check_config(state, self._config())
+        if not 0 <= state["consumed"] <= len(self):
+            raise InvalidArgumentError(f"state consumed={state['consumed']} is outside 0..{len(self)}")
+        self._pending = dict(state)
+        self._progress = None
+        self.epoch = int(state["epoch"])
+
+
+def _check_config(state: Mapping[str, Any], mine: Mapping[str, Any]) -> None:
+    for key, value in mine.items():
+        if state.get(key) != value:
+            raise InvalidArgumentError(
+                f"state was saved with {key}={state.get(key)!r} but this one has {key}={value!r}; "
+                "create it with the same options (and the same data) to resume"
+            )
 
 
 def _dist_rank() -> tuple[int, int]:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, default_collate  # 
 
 import rocksds  # noqa: E402
 import rocksds.torch as rt  # noqa: E402
-from rocksds.torch import Batch, RocksDataset, RocksIterableDataset, collate  # noqa: E402
+from rocksds.torch import Batch, RocksDataset, RocksIterableDataset, ResumableSampler, collate  # noqa: E402
 
 N = 300
 
@@ -209,6 +209,54 @@ def test_distributed_sampler_unchanged(data):
     assert sorted(seen) == list(range(N))
 
 
+@pytest.mark.parametrize("uneven", ["exact", "drop", "pad"])
+def test_resumable_sampler_shards(uneven):
+    n, ws = 29, 4
+    parts = [ResumableSampler(n, rank=r, world_size=ws, seed=3, uneven=uneven) for r in range(ws)]
+    for p in parts:
+        p.set_epoch(1)
+    got = [list(p) for p in parts]
+    assert [len(g) for g in got] == [len(p) for p in parts]
+    flat = sorted(i for g in got for i in g)
+    want = {"exact": list(range(n)), "drop": None, "pad": None}[uneven]
+    if want is not None:
+        assert flat == want
+    elif uneven == "drop":
+        assert len(set(flat)) == len(flat) == 28
+    else:
+        assert set(flat) == set(range(n)) and len(flat) == 32
+    parts[0].set_epoch(2)
+    assert list(parts[0]) != got[0]
+
+
+def test_resumable_sampler_resume(data):
+    path, samples = data
+    ds = RocksDataset(path, fields=["idx"])
+    sampler = ResumableSampler(ds, seed=4)
+    sampler.set_epoch(6)
+    full = [i for b in DataLoader(ds, batch_size=16, sampler=sampler, collate_fn=collate) for i in b["idx"].tolist()]
+    assert sorted(full) == list(range(N))
+    # num_workers=0: the sampler counts what the loop took.
+    loader = DataLoader(ds, batch_size=16, sampler=sampler, collate_fn=collate)
+    taken = [i for _, b in zip(range(5), loader) for i in b["idx"].tolist()]
+    state = sampler.state_dict()
+    assert state["consumed"] == 80 and state["epoch"] == 6
+    fresh = ResumableSampler(ds, seed=4)
+    fresh.load_state_dict(state)
+    rest = [i for b in DataLoader(ds, batch_size=16, sampler=fresh, collate_fn=collate) for i in b["idx"].tolist()]
+    assert taken + rest == full
+    # Workers prefetch ahead of the loop: pass what the loop consumed.
+    loader = DataLoader(ds, batch_size=16, sampler=sampler, num_workers=2, collate_fn=collate)
+    taken = [i for _, b in zip(range(3), loader) for i in b["idx"].tolist()]
+    assert sampler.state_dict()["consumed"] > len(taken)
+    fresh = ResumableSampler(ds, seed=4)
+    fresh.load_state_dict(sampler.state_dict(consumed=len(taken)))
+    rest = [i for b in DataLoader(ds, batch_size=16, sampler=fresh, num_workers=2, collate_fn=collate) for i in b["idx"].tolist()]
+    assert taken + rest == full
+    with pytest.raises(rocksds.InvalidArgumentError, match="seed"):
+        ResumableSampler(ds, seed=5).load_state_dict(state)
+
+
 # ---------------------------------------------------------------- iterable
 
 
@@ -332,10 +380,15 @@ def test_resume_with_workers_reproduces_the_epoch(data):
         assert taken + rest == full
         resumed.set_epoch(5)  # a new epoch starts from its beginning
         assert sorted(stream(resumed)) == list(range(N))
+    mid = _iterable(path)
+    mid.load_state_dict({**state, "consumed": 16})
+    assert state["num_workers"] == 2
+    with pytest.raises(rocksds.InvalidArgumentError, match="num_workers"):
+        next(iter(DataLoader(mid, batch_size=8, num_workers=1)))
     with pytest.raises(rocksds.InvalidArgumentError, match="batch boundary"):
         bad = _iterable(path)
         bad.load_state_dict({**state, "consumed": 3})
-        DataLoader(bad, batch_size=8, num_workers=2).__iter__().__next__()
+        next(iter(DataLoader(bad, batch_size=8, num_workers=2)))
 
 
 def test_resume_in_process_and_per_worker_state(data, monkeypatch):
