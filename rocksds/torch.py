@@ -152,7 +152,7 @@ Transform = Callable[[Sample], Sample]
 #: child, so they are kept alive here instead of being garbage-collected.
 _INHERITED: list[Dataset] = []
 
-#: Version of the dictionaries made by :meth:`RocksIterableDataset.state_dict`.
+#: Version of the dictionaries made by the ``state_dict`` methods of this module.
 STATE_VERSION = 1
 
 
