@@ -168,12 +168,16 @@ def stack_samples(samples: Sequence[Mapping[str, Any]]) -> Sample:
 
     Tensors and arrays of one shape and dtype are stacked along a new first
     axis; anything else (variable shapes, ``bytes``, ``str``, numbers) becomes
-    a list with one entry per sample. Inside a DataLoader worker tensors are
-    stacked straight into shared memory, as ``default_collate`` does.
+    a list with one entry per sample.
     """
+    return _stack(samples, shared=False)
+
+
+def _stack(samples: Sequence[Mapping[str, Any]], *, shared: bool) -> Sample:
     if len(samples) == 0:
         return {}
     out: Sample = {}
+    stackable: dict[str, list[torch.Tensor]] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
         first = values[0]
@@ -185,9 +189,75 @@ def stack_samples(samples: Sequence[Mapping[str, Any]]) -> Sample:
         if isinstance(first, torch.Tensor) and all(
             isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values
         ):
-            out[key] = torch.utils.data.default_collate(values)
+            stackable[key] = values
+        out[key] = values
+    if shared and stackable:
+        specs = [((len(v), *v[0].shape), v[0].dtype) for v in stackable.values()]
+        for (key, values), dest in zip(stackable.items(), _shared_block(specs)):
+            out[key] = torch.stack(values, out=dest)
+        return _SharedBatch(out)
+    for key, values in stackable.items():
+        out[key] = torch.stack(values)
+    return out
+
+
+#: Byte alignment of each tensor inside a shared batch block.
+_ALIGN = 64
+
+
+def _shared_block(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+    """Empty contiguous tensors of the given (shape, dtype), all in one shared-memory block."""
+    offsets, total = [], 0
+    for shape, dtype in specs:
+        offsets.append(total)
+        total += -(-_numel(shape) * dtype.itemsize // _ALIGN) * _ALIGN
+    block = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(max(total, 1)))
+    return [
+        block[o : o + _numel(shape) * dtype.itemsize].view(dtype).view(shape)
+        for o, (shape, dtype) in zip(offsets, specs)
+    ]
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class _SharedBatch(dict):
+    """A batch dict made in a DataLoader worker, whose tensors share one shared-memory block.
+
+    PyTorch sends each tensor storage between processes separately (one file
+    descriptor handed over a socket per storage), which dominates the cost of
+    small batches. This dict pickles its block once and unpickles as a plain
+    ``dict`` of views, so the training loop never sees this class.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        block = None
+        layout: dict[str, tuple[int, tuple[int, ...], torch.dtype]] = {}
+        others: dict[str, Any] = {}
+        for key, value in self.items():
+            if isinstance(value, torch.Tensor) and value.is_contiguous() and value.is_shared():
+                storage = value.untyped_storage()
+                if block is None or storage.data_ptr() == block.data_ptr():
+                    block = storage
+                    layout[key] = (value.storage_offset() * value.dtype.itemsize, tuple(value.shape), value.dtype)
+                    continue
+            others[key] = value  # replaced or added after stacking: pickled the usual way
+        return (_unpack_batch, (torch.empty(0, dtype=torch.uint8).set_(block) if block is not None else None,
+                                list(self), layout, others))
+
+
+def _unpack_batch(block: Optional[torch.Tensor], order: list[str], layout: dict[str, Any], others: Sample) -> Sample:
+    out: Sample = {}
+    for key in order:
+        if key in layout:
+            offset, shape, dtype = layout[key]
+            out[key] = block[offset : offset + _numel(shape) * dtype.itemsize].view(dtype).view(shape)  # type: ignore[index]
         else:
-            out[key] = values
+            out[key] = others[key]
     return out
 
 
@@ -238,12 +308,24 @@ def collate(batch: Sequence[Mapping[str, Any]]) -> Sample:
 
     A :class:`Batch` from :meth:`RocksDataset.__getitems__` is already stacked
     and is returned without touching its samples; any other sequence of
-    sample dicts (e.g. from :class:`RocksIterableDataset`) is stacked by
+    sample dicts (e.g. from :class:`RocksIterableDataset`) is stacked like
     :func:`stack_samples`, with lists for values that cannot be stacked.
+    Inside a DataLoader worker the batch's tensors are placed in one
+    shared-memory block, so the batch crosses to the main process as one
+    piece rather than one per field (the main process gets a plain dict).
     """
-    if isinstance(batch, Batch):
+    shared = get_worker_info() is not None
+    if not isinstance(batch, Batch):
+        return _stack(batch, shared=shared)
+    if not shared:
         return dict(batch.stacked)
-    return stack_samples(batch)
+    # In a worker, copy the fetched tensors into one shared-memory block: the
+    # copy PyTorch would make per tensor when sending them, done once.
+    tensors = {k: v for k, v in batch.stacked.items() if isinstance(v, torch.Tensor)}
+    out = dict(batch.stacked)
+    for (key, value), dest in zip(tensors.items(), _shared_block([(tuple(v.shape), v.dtype) for v in tensors.values()])):
+        out[key] = dest.copy_(value)
+    return _SharedBatch(out)
 
 
 def _check_transform(name: str, fn: Any) -> None:

@@ -187,6 +187,7 @@ def test_dataloader_workers_every_index_once(data, context):
     for _epoch in range(2):
         seen: list[int] = []
         for batch in loader:
+            assert type(batch) is dict  # the worker's one-block batch arrives as a plain dict
             assert batch["image"].shape[1:] == (2, 4, 4) and batch["mask"].dtype == torch.uint8
             seen += check_batch(batch, samples)
             for pts, i in zip(batch["points"], batch["idx"].tolist()):
@@ -195,6 +196,27 @@ def test_dataloader_workers_every_index_once(data, context):
     if context == "fork":  # the stock collate through the same workers
         stock = DataLoader(RocksDataset(path, fields=FIXED), batch_size=32, shuffle=True, num_workers=2)
         assert sorted(i for b in stock for i in check_batch(b, samples)) == list(range(N))
+
+
+def test_worker_batches_share_one_block(data, monkeypatch):
+    import pickle
+
+    path, samples = data
+    ds = RocksDataset(path)
+    monkeypatch.setattr(rt, "get_worker_info", lambda: object())  # collate as if in a worker
+    packed = [collate(ds.__getitems__([4, 2, 9])), collate([ds[4], ds[2], ds[9]])]
+    monkeypatch.undo()
+    for batch in packed:
+        storages = {batch[k].untyped_storage().data_ptr() for k in FIXED}
+        assert len(storages) == 1 and batch["image"].is_shared()
+        batch["extra"] = torch.ones(3)  # what a wrapping collate_fn might add or replace
+        batch["idx"] = batch["idx"] + 0
+        back = pickle.loads(pickle.dumps(batch))
+        assert type(back) is dict and list(back) == list(batch)
+        assert check_batch(back, samples) == [4, 2, 9] and back["name"] == ["chip-4", "chip-2", "chip-9"]
+        assert torch.equal(back["extra"], torch.ones(3))
+        for pts, i in zip(back["points"], [4, 2, 9]):
+            np.testing.assert_array_equal(pts.numpy(), samples[i]["points"])
 
 
 def test_distributed_sampler_unchanged(data):
