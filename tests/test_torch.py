@@ -17,7 +17,7 @@ import torch.multiprocessing as torch_mp  # noqa: E402
 from torch.utils.data import DataLoader, DistributedSampler, default_collate  # noqa: E402
 
 import rocksds  # noqa: E402
-import rocksds.torch as rt  # noqa: E402
+from rocksds import _torch_batch, _torch_map, _torch_stream  # noqa: E402
 from rocksds.torch import Batch, RocksDataset, RocksIterableDataset, ResumableSampler, collate  # noqa: E402
 
 N = 300
@@ -81,6 +81,12 @@ def check_batch(batch: dict, samples: list[dict], fields=FIXED) -> list[int]:
             else:
                 assert (got.item() if isinstance(got, torch.Tensor) else got) == want
     return idx
+
+
+def fake_worker_info(monkeypatch, info) -> None:
+    """Make rocksds.torch believe it runs in a DataLoader worker described by ``info()``."""
+    for module in (_torch_batch, _torch_map, _torch_stream):
+        monkeypatch.setattr(module, "get_worker_info", info)
 
 
 def checking_collate(batch):
@@ -203,7 +209,7 @@ def test_worker_batches_share_one_block(data, monkeypatch):
 
     path, samples = data
     ds = RocksDataset(path)
-    monkeypatch.setattr(rt, "get_worker_info", lambda: object())  # collate as if in a worker
+    fake_worker_info(monkeypatch, lambda: object())  # collate as if in a worker
     packed = [collate(ds.__getitems__([4, 2, 9])), collate([ds[4], ds[2], ds[9]])]
     monkeypatch.undo()
     for batch in packed:
@@ -293,7 +299,7 @@ class FakeWorker:
 
     def play(self, worker: int) -> None:
         self.id = worker
-        self.monkeypatch.setattr(rt, "get_worker_info", self)
+        fake_worker_info(self.monkeypatch, self)
 
 
 def stream(ds, fake=None, worker=0):
