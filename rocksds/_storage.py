@@ -200,7 +200,7 @@ class _Shadow:
         self._pins: dict[str, int] = {}
         self._links: dict[str, str] = {}
         self._can_pin = os.path.isdir(_PROC_FD)
-        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins)
+        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
         try:
             # Every table file the copied MANIFEST names existed when it was
             # copied, so one of the two passes holds it, unless a compaction
@@ -268,11 +268,14 @@ class _Shadow:
         self._finalizer()
 
 
-def _remove_shadow(path: str, pins: dict[str, int]) -> None:
+def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
     for fd in pins.values():
         os.close(fd)
     pins.clear()
-    shutil.rmtree(path, True)
+    # A forked child that drops an inherited handle must not delete the
+    # parent's shadow directory from under it.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, True)
 
 
 class Storage:
