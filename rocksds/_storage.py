@@ -80,7 +80,8 @@ def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -
         # RocksDB words this differently for a lock held in this process and in another one.
         where = "in this process" if "current process" in low else "in another process"
         return DatasetLockedError(
-            f"dataset {path} is already open for writing {where}; only one writer at a time is allowed. "
+            f"dataset {path} is locked by another writer (already open for writing {where}); "
+            "only one writer at a time is allowed. "
             "Close that writer first, or open the dataset with mode='r' to read it."
         )
     if "corruption" in low or "checksum" in low or "block checksum mismatch" in low:

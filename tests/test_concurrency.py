@@ -66,7 +66,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def _assert_clear_lock_message(err: BaseException, path: Path, where: str) -> None:
     msg = str(err)
     assert isinstance(err, rocksds.DatasetLockedError) and isinstance(err, BlockingIOError)
-    assert f"dataset {path} is already open for writing {where}" in msg
+    assert f"dataset {path} is locked by another writer (already open for writing {where})" in msg
     assert "mode='r'" in msg  # says what to do instead
     assert "IO error" not in msg and "LOCK" not in msg  # not a raw RocksDB status
 
