@@ -471,8 +471,8 @@ def decode_document(data: bytes) -> Any:
             # Every element takes at least one byte (a map entry two), so a
             # header declaring more than the data can hold is refused before
             # the decoder allocates for it.
-            max_array_len=min(2**20, len(data)),
-            max_map_len=min(2**20, len(data) // 2),
+            max_array_len=min(spec.MAX_CONTAINER_LEN, len(data)),
+            max_map_len=min(spec.MAX_CONTAINER_LEN, len(data) // 2),
             max_ext_len=0,
         )
     except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,

@@ -35,6 +35,7 @@ __all__ = [
     "MAX_DIM",
     "MAX_RECORD_BYTES",
     "MAX_SCHEMA_BYTES",
+    "MAX_CONTAINER_LEN",
     "MAX_ATTRS_DEPTH",
     "MAX_COUNT",
     "TABLE_FORMAT_VERSION",
@@ -100,6 +101,8 @@ MAX_NDIM: Final = 32
 MAX_DIM: Final = 2**32 - 1
 MAX_RECORD_BYTES: Final = 2**31 - 1
 MAX_SCHEMA_BYTES: Final = 16 * 2**20
+#: Entries of one msgpack array or map in a schema document.
+MAX_CONTAINER_LEN: Final = 2**20
 MAX_ATTRS_DEPTH: Final = 32
 MAX_COUNT: Final = 2**63 - 1
 
