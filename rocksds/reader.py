@@ -32,6 +32,9 @@ DEFAULT_CACHE_GB = 0.25
 #: Refuse block caches larger than this (a typo guard, not a RocksDB limit).
 MAX_CACHE_GB = 1024.0
 
+#: Handles inherited through fork(): kept alive in the child so their destructor never runs there.
+_INHERITED: list[Storage] = []
+
 Sample = dict[str, Value]
 Batch = dict[str, Union[np.ndarray, list[Value]]]
 
@@ -111,13 +114,19 @@ class Dataset:
     # ------------------------------------------------------------------ lifetime
 
     def _open(self) -> None:
-        check_is_dataset(self.path)
+        existing = set(check_is_dataset(self.path))
         probe = Storage.open_read_only(self.path, [META_CF], {}, 0)
         try:
             full = read_schema(probe)
         finally:
             probe.close()
         schema = full.select(self._options["fields"])
+        for name, f in schema.fields.items():
+            if f.column_family not in existing:
+                raise CorruptionError(
+                    f"{self.path}: field {name!r} has no column family {f.column_family!r}; the dataset is "
+                    "damaged (run `rocksds validate` for details, or open it with fields=[...] to skip the field)"
+                )
         names = [META_CF] + [f.column_family for f in schema.fields.values()]  # type: ignore[misc]
         bloom = CFConfig(bloom_bits=self._options["bloom_bits"])
         storage = Storage.open_read_only(self.path, names, {n: bloom for n in names[1:]}, self._cache_bytes)
@@ -138,7 +147,11 @@ class Dataset:
         if storage is None or self._pid != os.getpid():
             if self._closed:
                 raise ClosedError(f"dataset {self.path} is closed")
-            # First use in a forked child: never share the parent's RocksDB handle.
+            # First use in a forked child: never share the parent's RocksDB handle,
+            # and never close it here either (its background threads did not
+            # survive the fork), so keep the inherited object alive, unused.
+            if storage is not None:
+                _INHERITED.append(storage)
             self._storage = None
             self._open()
             storage = self._storage
@@ -152,8 +165,11 @@ class Dataset:
 
     def _drop(self) -> None:
         storage, self._storage = self._storage, None
-        if storage is not None and self._pid == os.getpid():
-            storage.close()
+        if storage is not None:
+            if self._pid == os.getpid():
+                storage.close()
+            else:
+                _INHERITED.append(storage)
 
     def close(self) -> None:
         """Release the RocksDB handle; idempotent."""

@@ -198,3 +198,13 @@ def test_closed_dataset(small_dataset):
     ds.close()
     with pytest.raises(rocksds.ClosedError):
         ds[0]
+
+
+def test_missing_field_column_family_is_named(tmp_path):
+    import msgpack
+
+    doc = rocksds.Schema(fields={"a": rocksds.Field(dtype="int8"), "b": rocksds.Field(dtype="int8")}).to_document()
+    _raw_db(tmp_path / "d", {spec.SCHEMA_KEY: msgpack.packb(doc), spec.COUNT_KEY: encode_count(0)})  # has CF "a" only
+    with pytest.raises(rocksds.CorruptionError, match="field 'b' has no column family 'b'"):
+        rocksds.open(tmp_path / "d")
+    assert rocksds.open(tmp_path / "d", fields=["a"]).fields == ("a",)
