@@ -358,7 +358,8 @@ def build(
     Returns:
         One :class:`rocksds.raster.TaskStats` per task.
     """
-    from .raster import TaskStats, _place, building_path, split_schema
+    from .raster_ingest import building_path, place_dataset
+    from .raster import TaskStats, split_schema
     from .writer import create
 
     staging = os.path.abspath(staging_dir or (finals[0].rstrip(os.sep) + ".rocksds-staging"))
@@ -418,7 +419,7 @@ def build(
             with create(tmp, split_schema(plan, k), wal=False) as w:
                 w.ingest_tables({name: [_sst(staging, t, k, name) for t, _ in layout[k]] for name in names}, offsets[k])
         for tmp, final in zip(tmps, finals):
-            _place(tmp, final)
+            place_dataset(tmp, final)
     except BaseException:
         for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)

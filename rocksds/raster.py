@@ -3,6 +3,12 @@
 Install with ``pip install 'rocksds[raster]'`` (rasterio). The core package
 never imports rasterio; this module imports it lazily.
 
+This module inspects the inputs, plans the chips (:func:`plan_chips`) and
+chips one task through windowed reads (:func:`iter_task`). The pure grid
+arithmetic lives in :mod:`rocksds.grid`; :func:`ingest_raster` (outputs,
+serial or parallel build) lives in :mod:`rocksds.raster_ingest` and is re-exported
+here, its public home.
+
 >>> from rocksds.raster import ingest_raster
 >>> ingest_raster("out.rds", {"image": "scene.tif", "mask": "labels.tif"}, chip=256, stride=128,
 ...               split={"train": 0.8, "val": 0.2}, split_block=2048, min_valid=0.5)  # doctest: +SKIP
@@ -21,7 +27,7 @@ per-input ``bands`` (descriptions), ``nodata``, ``scales``, ``offsets`` and
 ``dtype``, ``classes`` (when given), the ``split`` and the ``command`` that
 built the dataset.
 
-Grid (see :func:`chip_count`): chips start every ``stride`` pixels. The last
+Grid (see :func:`rocksds.grid.chip_count`): chips start every ``stride`` pixels. The last
 row/column either shifts back inside the raster (``edge="shift"``, default: no
 padding, the last chips overlap their neighbours a little more) or runs past
 the edge and is padded with nodata (``edge="pad"``). Either way every pixel is
@@ -60,21 +66,21 @@ or blocks larger than ``batch_bytes``, still work but raise
 
 from __future__ import annotations
 
-import glob
 import math
 import os
-import shutil
-import time
-import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from .errors import DatasetExistsError, DependencyNotFoundError, InvalidArgumentError
+from .errors import DependencyNotFoundError, InvalidArgumentError
+from .grid import assign_blocks, check_geometry, chip_count, chip_georef, chip_offsets, chip_split, window_groups
 from .schema import Field, Schema
+
+if TYPE_CHECKING:
+    from .raster_ingest import building_path, expand_inputs, ingest_raster, output_paths, read_sources_csv
 
 __all__ = [
     "RasterLayoutWarning",
@@ -94,7 +100,6 @@ __all__ = [
 
 #: Sample fields every chip has besides its inputs.
 META_FIELDS = ("bounds", "transform", "source")
-EDGES = ("shift", "pad")
 DEFAULT_BATCH_BYTES = 32 * 2**20
 DEFAULT_CACHE_BYTES = 64 * 2**20
 
@@ -117,52 +122,6 @@ def _rasterio() -> Any:
             "rocksds.raster needs rasterio: pip install 'rocksds[raster]'"
         ) from None
     return rasterio
-
-
-# ---------------------------------------------------------------------- grid
-
-
-def chip_count(size: int, chip: int, stride: int, edge: str = "shift") -> int:
-    """Number of chips along one axis of ``size`` pixels.
-
-    ``n = ceil((size - chip) / stride) + 1`` when ``size >= chip``, else 1.
-
-    The ceiling (as in TorchGeo's ``tile_to_chips``) makes the last chip reach
-    the far edge: with ``floor`` the last ``(size - chip) % stride`` pixels
-    would belong to no chip. The last chip starts at ``(n - 1) * stride``;
-    with ``edge="shift"`` it moves back to ``size - chip`` so it stays inside
-    the raster (it coincides with no other chip, because ``(n - 2) * stride <
-    size - chip``). With ``edge="pad"`` it runs past the edge and the excess
-    is padded. A raster smaller than one chip gives one padded chip in both
-    modes. The chip count of a raster is ``chip_count(height) *
-    chip_count(width)``.
-    """
-    _check_geometry(chip, stride, edge)
-    if size <= 0:
-        return 0
-    if size <= chip:
-        return 1
-    return -(-(size - chip) // stride) + 1
-
-
-def chip_offsets(size: int, chip: int, stride: int, edge: str = "shift") -> list[int]:
-    """Start pixel of each chip along one axis (see :func:`chip_count`)."""
-    n = chip_count(size, chip, stride, edge)
-    offs = [i * stride for i in range(n)]
-    if edge == "shift" and size >= chip and offs:
-        offs[-1] = min(offs[-1], size - chip)
-    return offs
-
-
-def _check_geometry(chip: int, stride: int, edge: str) -> None:
-    if not isinstance(chip, int) or chip <= 0:
-        raise InvalidArgumentError(f"chip must be a positive integer (pixels), got {chip!r}")
-    if not isinstance(stride, int) or stride <= 0:
-        raise InvalidArgumentError(f"stride must be a positive integer (pixels), got {stride!r}")
-    if stride > chip:
-        raise InvalidArgumentError(f"stride {stride} > chip {chip} would leave pixels in no chip; use stride <= chip")
-    if edge not in EDGES:
-        raise InvalidArgumentError(f"edge must be one of {EDGES}, got {edge!r}")
 
 
 # ---------------------------------------------------------------------- plan
@@ -249,22 +208,10 @@ class ChipPlan:
     def block_splits(self, source: int) -> np.ndarray:
         """Split index of each ``split_block`` block of one source, shape ``(blocks_y, blocks_x)``.
 
-        Blocks are shuffled with ``seed`` and the source index, then dealt in
-        the order of ``splits``: the first ``round(f0 * n)`` to the first
-        split, and so on (cumulative rounding, so every block gets a split).
+        Seeded by ``seed`` and the source index; see :func:`rocksds.grid.assign_blocks`.
         """
         s = self.sources[source]
-        by = -(-s.height // self.split_block)
-        bx = -(-s.width // self.split_block)
-        n = by * bx
-        perm = np.random.default_rng([self.seed, source]).permutation(n)
-        out = np.empty(n, dtype=np.int64)
-        bounds = np.round(np.cumsum(self.fractions) / sum(self.fractions) * n).astype(np.int64)
-        start = 0
-        for k, stop in enumerate(bounds):
-            out[perm[start:stop]] = k
-            start = int(stop)
-        return out.reshape(by, bx)
+        return assign_blocks(s.height, s.width, self.split_block, self.fractions, self.seed, source)
 
 
 def _crs_string(crs: Any) -> str:
@@ -374,7 +321,7 @@ def plan_chips(
         GridMismatchError: inputs of a scene differ in CRS, transform or shape, or scenes differ in CRS.
     """
     stride = chip if stride is None else stride
-    _check_geometry(chip, stride, edge)
+    check_geometry(chip, stride, edge)
     if not 0.0 <= float(min_valid) <= 1.0:
         raise InvalidArgumentError(f"min_valid is a fraction in [0, 1], got {min_valid!r}")
     if not sources:
@@ -509,18 +456,6 @@ class TaskStats:
     straddling: int = 0
 
 
-def _chip_split(plan: ChipPlan, blocks: np.ndarray, src: SourceInfo, y: int, x: int) -> int:
-    """Split index of the chip at (y, x), or -1 when it touches blocks of two splits."""
-    if blocks.size == 1:
-        return int(blocks.flat[0])
-    b = plan.split_block
-    y1 = min(y + plan.chip, src.height) - 1
-    x1 = min(x + plan.chip, src.width) - 1
-    touched = blocks[y // b : y1 // b + 1, x // b : x1 // b + 1]
-    first = touched.flat[0]
-    return int(first) if (touched == first).all() else -1
-
-
 def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
     """Chips per split a task keeps when nothing is filtered by pixels (``min_valid == 0``); reads no pixels."""
     src = plan.sources[task.source]
@@ -529,7 +464,7 @@ def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
     counts = [0] * len(plan.splits)
     for y in rows[task.row0 : task.row1]:
         for x in cols:
-            k = _chip_split(plan, blocks, src, y, x)
+            k = chip_split(blocks, plan.split_block, plan.chip, src.height, src.width, y, x)
             if k >= 0:
                 counts[k] += 1
     return counts
@@ -548,24 +483,6 @@ def _read_window(src: Any, info: InputInfo, y0: int, y1: int, x0: int, x1: int, 
         else:
             valid = (src.read_masks(window=win) != 0).all(axis=0)
     return data, valid
-
-
-def _groups(offsets: Sequence[int], chip: int, block: int, limit: int, cap: int) -> list[tuple[int, int, int, int]]:
-    """Greedy groups ``(i0, i1, lo, hi)`` of consecutive chips whose block-aligned span ``[lo, hi)`` <= ``cap``.
-
-    ``limit`` is the raster size along the axis; a group always holds at least one chip.
-    """
-    out = []
-    i, n = 0, len(offsets)
-    while i < n:
-        lo = max(0, min(offsets[i], limit - 1)) // block * block
-        j = i + 1
-        while j < n and min(-(-(offsets[j] + chip) // block) * block, limit) - lo <= cap:
-            j += 1
-        hi = min(-(-(offsets[j - 1] + chip) // block) * block, limit)
-        out.append((i, j, lo, max(hi, lo + 1)))
-        i = j
-    return out
 
 
 def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -589,9 +506,9 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
         try:
             full_row_cols = min(-(-(src.width) // bw) * bw, src.width)
             row_cap = max(1, plan.batch_bytes // max(1, full_row_cols * px_bytes))
-            for ri0, ri1, ylo, yhi in _groups(rows[task.row0 : task.row1], c, bh, src.height, row_cap):
+            for ri0, ri1, ylo, yhi in window_groups(rows[task.row0 : task.row1], c, bh, src.height, row_cap):
                 col_cap = max(1, plan.batch_bytes // max(1, (yhi - ylo) * px_bytes))
-                for ci0, ci1, xlo, xhi in _groups(cols, c, bw, src.width, col_cap):
+                for ci0, ci1, xlo, xhi in window_groups(cols, c, bw, src.width, col_cap):
                     datas, valid = {}, None
                     for n in names:
                         d, v = _read_window(handles[n], src.inputs[n], ylo, yhi, xlo, xhi, need_mask)
@@ -601,7 +518,7 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
                     for y in rows[task.row0 + ri0 : task.row0 + ri1]:
                         for x in cols[ci0:ci1]:
                             stats.grid += 1
-                            k = _chip_split(plan, blocks, src, y, x)
+                            k = chip_split(blocks, plan.split_block, c, src.height, src.width, y, x)
                             if k < 0:
                                 stats.straddling += 1
                                 continue
@@ -617,21 +534,6 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
         finally:
             for h in handles.values():
                 h.close()
-
-
-def chip_georef(transform: Sequence[float], row: int, col: int, chip: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(transform, bounds)`` of the ``chip`` x ``chip`` window at (row, col) of a raster with affine ``transform``.
-
-    ``transform`` is ``[a, b, c, d, e, f]`` (x = a*col + b*row + c, y = d*col + e*row + f), as rasterio's
-    ``windows.transform``; ``bounds`` is ``[left, bottom, right, top]``, the extremes of the window's four
-    corners, as rasterio's ``windows.bounds``.
-    """
-    a, b, c, d, e, f = (float(v) for v in transform[:6])
-    c2, f2 = a * col + b * row + c, d * col + e * row + f
-    xs = [c2, c2 + a * chip, c2 + b * chip, c2 + a * chip + b * chip]
-    ys = [f2, f2 + d * chip, f2 + e * chip, f2 + d * chip + e * chip]
-    return (np.array([a, b, c2, d, e, f2], dtype=np.float64),
-            np.array([min(xs), min(ys), max(xs), max(ys)], dtype=np.float64))
 
 
 def _cut(
@@ -660,203 +562,14 @@ def _cut(
     return out
 
 
-# ---------------------------------------------------------------------- sources
+#: Names that live in :mod:`rocksds.raster_ingest` and stay importable from here, their historical (public) home.
+_INGEST_NAMES = ("ingest_raster", "read_sources_csv", "expand_inputs", "output_paths", "building_path")
 
 
-def read_sources_csv(path: str) -> list[dict[str, str]]:
-    """Scenes from a CSV whose header names the inputs (``image,mask``) and each row gives one scene's paths.
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): rocksds.raster_ingest imports this module, so importing it here at the top would be circular.
+    if name in _INGEST_NAMES:
+        from . import raster_ingest
 
-    Relative paths are taken relative to the CSV's directory.
-    """
-    import csv
-
-    base = os.path.dirname(os.path.abspath(path))
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise InvalidArgumentError(f"{path} has no scenes (expected a header naming inputs, then one row per scene)")
-    return [{k.strip(): os.path.join(base, v.strip()) for k, v in row.items()} for row in rows]
-
-
-def expand_inputs(inputs: Union[Mapping[str, Union[str, Sequence[str]]], Sequence[Mapping[str, str]]]) -> list[dict[str, str]]:
-    """Normalize inputs to one dict per scene.
-
-    Accepts a list of scene dicts, or one dict of input name -> path, glob
-    pattern or list of paths; globs expand sorted, and the i-th match of each
-    input forms scene i (every input must match the same number of files).
-    """
-    if isinstance(inputs, Mapping):
-        expanded: dict[str, list[str]] = {}
-        for name, v in inputs.items():
-            if isinstance(v, (str, os.PathLike)):
-                v = os.fspath(v)
-                paths = sorted(glob.glob(v)) if glob.has_magic(v) else [v]
-                if not paths:
-                    raise InvalidArgumentError(f"input {name!r}: pattern {v!r} matches no file")
-            else:
-                paths = [os.fspath(p) for p in v]
-            expanded[name] = paths
-        counts = {k: len(v) for k, v in expanded.items()}
-        if len(set(counts.values())) > 1:
-            raise InvalidArgumentError(f"inputs match different numbers of files {counts}; pair them with a CSV")
-        n = next(iter(counts.values()), 0)
-        return [{k: v[i] for k, v in expanded.items()} for i in range(n)]
-    return [{k: os.fspath(p) for k, p in s.items()} for s in inputs]
-
-
-# ---------------------------------------------------------------------- build
-
-
-def output_paths(out: str, plan: ChipPlan) -> list[str]:
-    """Dataset path of each split: ``out`` itself without splits, else ``out/<split>.rds``."""
-    if plan.splits == [""]:
-        return [out]
-    return [os.path.join(out, f"{name}.rds") for name in plan.splits]
-
-
-def _prepare_outputs(out: str, plan: ChipPlan, overwrite: bool) -> list[str]:
-    paths = output_paths(out, plan)
-    for p in paths:
-        if os.path.lexists(p):
-            if not overwrite:
-                raise DatasetExistsError(f"{p} already exists (pass overwrite=True / --overwrite to replace it)")
-            from ._metadata import check_is_dataset
-
-            check_is_dataset(p)
-    if plan.splits != [""]:
-        os.makedirs(out, exist_ok=True)
-    return paths
-
-
-def _place(tmp: str, final: str) -> None:
-    """Move a finished dataset into place, replacing an old one (checked by :func:`_prepare_outputs`)."""
-    if os.path.lexists(final):
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-
-
-def building_path(final: str) -> str:
-    """Where a dataset is built before it is renamed to ``final``."""
-    parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.building-{uuid.uuid4().hex[:8]}")
-
-
-def ingest_raster(
-    out: Union[str, os.PathLike[str]],
-    inputs: Union[Mapping[str, Union[str, Sequence[str]]], Sequence[Mapping[str, str]]],
-    *,
-    chip: int = 256,
-    stride: Optional[int] = None,
-    edge: str = "shift",
-    min_valid: float = 0.0,
-    split: Optional[Mapping[str, float]] = None,
-    split_block: int = 2048,
-    seed: int = 0,
-    classes: Optional[Sequence[str]] = None,
-    compression: str = "lz4",
-    workers: int = 1,
-    scheduler: Any = None,
-    staging_dir: Optional[str] = None,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-    cache_bytes: int = DEFAULT_CACHE_BYTES,
-    overwrite: bool = False,
-    progress: Optional[Callable[[int, int], None]] = None,
-    command: Optional[str] = None,
-) -> dict[str, Any]:
-    """Chip rasters into one dataset (or one per split) and return a report.
-
-    With ``workers <= 1`` and no ``scheduler`` chips are written in one
-    process through :class:`rocksds.Writer`; otherwise tasks run in a process
-    pool of ``workers`` (or on a Dask cluster: ``scheduler`` is a
-    ``dask.distributed.Client`` or ``"dask://host:port"``) and are bulk
-    ingested as SST files (:mod:`rocksds.bulk`). Both give identical datasets.
-    Each dataset is built beside its final path and renamed into place when
-    complete, so a crash never leaves a partial dataset at ``out``.
-
-    Args:
-        out: dataset path, or (with ``split``) a directory receiving ``<split>.rds``.
-        inputs: scenes; see :func:`expand_inputs`.
-        workers, scheduler, staging_dir: parallel build (see :func:`rocksds.bulk.build`).
-        progress: called as ``progress(rows, total_rows)`` with the chip rows of each finished task.
-        overwrite: replace existing datasets at the output paths.
-        Others: see :func:`plan_chips`.
-
-    Parallel builds start worker processes with ``spawn``: call this from a
-    script under ``if __name__ == "__main__":``.
-
-    Returns:
-        ``{"datasets": {split: path}, "counts": {split: n}, "grid": chips in the grids,
-        "invalid": dropped by min_valid, "straddling": dropped at split boundaries, "seconds": s,
-        "chips_per_s": grid chips per second, "phases": seconds per step (plan, and chip/tables/ingest
-        for parallel builds)}``.
-    """
-    t0 = time.perf_counter()
-    out = os.fspath(out)
-    scenes = expand_inputs(inputs)
-    if command is None:
-        command = f"rocksds.raster.ingest_raster({out!r}, {scenes!r}, chip={chip}, stride={stride}, edge={edge!r}, " \
-                  f"min_valid={min_valid}, split={dict(split) if split else None}, split_block={split_block}, seed={seed})"
-    parallel = scheduler is not None or workers > 1
-    plan = plan_chips(
-        scenes, chip=chip, stride=stride, edge=edge, min_valid=min_valid, split=split, split_block=split_block,
-        seed=seed, classes=classes, compression=compression, batch_bytes=batch_bytes, cache_bytes=cache_bytes,
-        tasks=max(16, 4 * max(1, workers)), command=command,
-    )
-    finals = _prepare_outputs(out, plan, overwrite)
-    phases: dict[str, float] = {"plan": time.perf_counter() - t0}
-    if progress is not None:
-        total_rows = sum(t.row1 - t.row0 for t in plan.tasks)
-        report, progress = progress, (lambda rows: report(rows, total_rows))  # type: ignore[assignment]
-    if parallel:
-        from .bulk import build
-
-        stats = build(plan, finals, workers=workers, scheduler=scheduler, staging_dir=staging_dir, progress=progress,
-                      timings=phases)
-    else:
-        stats = _build_serial(plan, finals, progress)
-    kept = [sum(s.kept[k] for s in stats) for k in range(len(plan.splits))]
-    seconds = time.perf_counter() - t0
-    return {
-        "datasets": dict(zip(plan.splits, finals)) if plan.splits != [""] else {"": finals[0]},
-        "counts": dict(zip(plan.splits, kept)),
-        "grid": plan.grid_total,
-        "invalid": sum(s.invalid for s in stats),
-        "straddling": sum(s.straddling for s in stats),
-        "seconds": seconds,
-        "chips_per_s": plan.grid_total / seconds if seconds > 0 else 0.0,
-        "phases": phases,
-    }
-
-
-def _build_serial(plan: ChipPlan, finals: list[str], progress: Optional[Callable[[int], None]]) -> list[TaskStats]:
-    from .writer import create
-
-    tmps = [building_path(f) for f in finals]
-    commit = max(4 * 2**20, plan.batch_bytes // 2)
-    writers = []
-    all_stats = []
-    try:
-        for k, tmp in enumerate(tmps):
-            writers.append(create(tmp, split_schema(plan, k), wal=False, commit_bytes=commit))
-        for task in plan.tasks:
-            stats = TaskStats([0] * len(plan.splits))
-            for k, sample in iter_task(plan, task, stats):
-                writers[k].append(sample)
-            all_stats.append(stats)
-            if progress is not None:
-                progress(task.row1 - task.row0)
-        for w in writers:
-            w.close()
-        for tmp, final in zip(tmps, finals):
-            _place(tmp, final)
-    except BaseException:
-        for w in writers:
-            try:
-                w.discard()
-                w.close()
-            except Exception:
-                pass
-        for tmp in tmps:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return all_stats
+        return getattr(raster_ingest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Chipping rasters: grid arithmetic, pixels, georeferencing, filtering, splits, inputs, CLI and demo."""
+"""Chipping rasters: pixels, georeferencing, filtering, splits, inputs, CLI and demo (grid arithmetic: test_grid)."""
 
 from __future__ import annotations
 
@@ -35,43 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecatio
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     return make_scene(tmp_path_factory.mktemp("scene"))
-
-
-# ---------------------------------------------------------------------- grid arithmetic
-
-
-@pytest.mark.parametrize("edge", ["shift", "pad"])
-def test_chip_offsets_cover_every_pixel_once_per_position(edge):
-    for size, chip, stride in itertools.product(range(1, 80), (1, 4, 7, 16), (1, 3, 4, 7, 16)):
-        if stride > chip:
-            continue
-        offs = chip_offsets(size, chip, stride, edge)
-        n = chip_count(size, chip, stride, edge)
-        assert len(offs) == n
-        assert n == (1 if size <= chip else -(-(size - chip) // stride) + 1)
-        assert len(set(offs)) == n, "a chip position is emitted twice"
-        assert offs == sorted(offs)
-        covered = np.zeros(size, bool)
-        for o in offs:
-            covered[o : o + chip] = True
-        assert covered.all(), (size, chip, stride)
-        if edge == "shift" and size >= chip:
-            assert offs[-1] + chip == size and offs[0] == 0
-        if edge == "pad":
-            assert offs == [i * stride for i in range(n)]
-
-
-def test_floor_would_miss_pixels_so_ceil_is_used():
-    # 300 = 256 + 44: floor((300 - 256) / 128) + 1 = 1 chip leaves 44 columns uncovered.
-    assert chip_count(300, 256, 128) == 2
-    assert chip_offsets(300, 256, 128, "shift") == [0, 44]
-    assert chip_offsets(300, 256, 128, "pad") == [0, 128]
-
-
-@pytest.mark.parametrize("bad", [dict(chip=0, stride=1), dict(chip=8, stride=9), dict(chip=8, stride=4, edge="wrap")])
-def test_bad_geometry_is_refused(bad):
-    with pytest.raises(rocksds.InvalidArgumentError):
-        chip_count(100, **bad)
 
 
 # ---------------------------------------------------------------------- pixels and georeferencing
@@ -228,6 +191,17 @@ def test_tasks_partition_every_chip_row_once(scene, tmp_path):
         assert rows[0][0] == 0 and all(a[1] == b[0] for a, b in zip(rows, rows[1:]))
         assert rows[-1][1] == len(plan.grid(src)[0])
     assert [t.index for t in plan.tasks] == list(range(len(plan.tasks)))
+
+
+def test_ingest_names_stay_importable_from_rocksds_raster():
+    import rocksds.raster_ingest
+    import rocksds.raster
+
+    for name in ("ingest_raster", "read_sources_csv", "expand_inputs", "output_paths", "building_path"):
+        assert getattr(rocksds.raster, name) is getattr(rocksds.raster_ingest, name)
+    assert set(rocksds.raster.__all__) <= set(dir(rocksds.raster)) | set(rocksds.raster._INGEST_NAMES)
+    with pytest.raises(AttributeError):
+        rocksds.raster.no_such_name  # noqa: B018
 
 
 def test_core_imports_neither_rasterio_nor_dask():
