@@ -1,6 +1,6 @@
 """Parallel dataset builds: workers write sorted SST files, one step ingests them all.
 
-The unit of work is a :class:`rocksds.raster.Task` (a band of chip rows of
+The unit of work is a :class:`rocksds.chipping.Task` (a band of chip rows of
 one scene). How many samples a task keeps is unknown until it has read its
 pixels (nodata filtering), so keys cannot be assigned up front. A build runs
 in three steps, every intermediate file living in a *staging directory*
@@ -172,7 +172,7 @@ def _chip_task(plan: Any, task_index: int, staging: str, offsets: Optional[list[
     up front when no pixel-based filtering can drop chips) they go straight
     into the final tables and step 2 has nothing to do.
     """
-    from .raster import TaskStats, iter_task
+    from .chipping import TaskStats, iter_task
 
     task = plan.tasks[task_index]
     codecs = [Codec(n, f) for n, f in plan.schema.fields.items()]
@@ -294,7 +294,7 @@ def _direct_offsets(plan: Any) -> Optional[list[list[int]]]:
     """Each task's first key per split when counts follow from geometry alone (``min_valid == 0``), else None."""
     if plan.min_valid > 0:
         return None
-    from .raster import geometric_counts
+    from .chipping import geometric_counts
 
     out, offsets = [], [0] * len(plan.splits)
     for t in plan.tasks:
@@ -340,10 +340,10 @@ def build(
     keep_staging: bool = False,
     timings: Optional[dict[str, float]] = None,
 ) -> list[Any]:
-    """Run a :class:`rocksds.raster.ChipPlan` in parallel and place one dataset per split at ``finals``.
+    """Run a :class:`rocksds.chipping.ChipPlan` in parallel and place one dataset per split at ``finals``.
 
     Args:
-        plan: from :func:`rocksds.raster.plan_chips`.
+        plan: from :func:`rocksds.chipping.plan_chips`.
         finals: dataset path of each split, in ``plan.splits`` order.
         workers: process-pool size (ignored with ``scheduler``).
         scheduler: ``None`` (process pool), a ``dask.distributed.Client``, or ``"dask://host:port"``.
@@ -356,10 +356,10 @@ def build(
         timings: if given, receives the seconds of each step (``chip``, ``tables``, ``ingest``).
 
     Returns:
-        One :class:`rocksds.raster.TaskStats` per task.
+        One :class:`rocksds.chipping.TaskStats` per task.
     """
-    from .raster_ingest import building_path, place_dataset
-    from .raster import TaskStats, split_schema
+    from .raster import building_path, place_dataset
+    from .chipping import TaskStats, split_schema
     from .writer import create
 
     staging = os.path.abspath(staging_dir or (finals[0].rstrip(os.sep) + ".rocksds-staging"))

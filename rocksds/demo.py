@@ -153,7 +153,7 @@ def run_demo(
     Returns a report (paths, counts, timings) that ``rocksds demo --json`` prints.
     """
     import rocksds
-    from .raster_ingest import ingest_raster
+    from .raster import ingest_raster
 
     workdir = workdir or tempfile.mkdtemp(prefix="rocksds-demo-")
     os.makedirs(workdir, exist_ok=True)

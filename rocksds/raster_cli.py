@@ -1,6 +1,6 @@
 """The ``ingest-raster`` and ``demo`` subcommands (registered by :mod:`rocksds.cli`).
 
-Parsing only: each handler calls :func:`rocksds.raster_ingest.ingest_raster` or
+Parsing only: each handler calls :func:`rocksds.raster.ingest_raster` or
 :func:`rocksds.demo.run_demo`. rasterio, Dask and tqdm are imported only when
 a command runs.
 """
@@ -64,7 +64,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def _cmd_ingest_raster(args: argparse.Namespace) -> int:
-    from .raster_ingest import ingest_raster, read_sources_csv
+    from .raster import ingest_raster, read_sources_csv
 
     if bool(args.input) == bool(args.csv):
         raise InvalidArgumentError("give the rasters with --input NAME=PATH (repeatable) or with --csv FILE, not both")

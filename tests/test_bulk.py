@@ -14,8 +14,8 @@ import rocksds  # noqa: E402
 from rocksds import bulk  # noqa: E402
 from rocksds._storage import Storage  # noqa: E402
 from rocksds.keys import encode_key  # noqa: E402
-from rocksds.raster_ingest import ingest_raster, output_paths  # noqa: E402
-from rocksds.raster import geometric_counts, plan_chips  # noqa: E402
+from rocksds.raster import ingest_raster, output_paths  # noqa: E402
+from rocksds.chipping import geometric_counts, plan_chips  # noqa: E402
 
 from raster_data import assert_same_dataset, make_scene, samples  # noqa: E402
 

@@ -193,15 +193,10 @@ def test_tasks_partition_every_chip_row_once(scene, tmp_path):
     assert [t.index for t in plan.tasks] == list(range(len(plan.tasks)))
 
 
-def test_ingest_names_stay_importable_from_rocksds_raster():
-    import rocksds.raster_ingest
+def test_public_names_of_rocksds_raster():
     import rocksds.raster
 
-    for name in ("ingest_raster", "read_sources_csv", "expand_inputs", "output_paths", "building_path"):
-        assert getattr(rocksds.raster, name) is getattr(rocksds.raster_ingest, name)
-    assert set(rocksds.raster.__all__) <= set(dir(rocksds.raster)) | set(rocksds.raster._INGEST_NAMES)
-    with pytest.raises(AttributeError):
-        rocksds.raster.no_such_name  # noqa: B018
+    assert set(rocksds.raster.__all__) <= set(dir(rocksds.raster))
 
 
 def test_core_imports_neither_rasterio_nor_dask():

@@ -1,0 +1,499 @@
+"""Inspect rasters, plan their chips and cut them through windowed reads (rasterio side of ingestion).
+
+:func:`plan_chips` reads only metadata: it checks that inputs share a grid,
+builds the schema and attrs, and cuts the work into tasks; :func:`iter_task`
+chips one task with block-aligned windowed reads under a bounded GDAL cache.
+What a sample holds, and the grid, split and memory rules, are documented in
+:mod:`rocksds.raster`, the public entry point. rasterio is imported lazily.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import DependencyNotFoundError, InvalidArgumentError
+from .grid import assign_blocks, check_geometry, chip_count, chip_georef, chip_offsets, chip_split, window_groups
+from .schema import Field, Schema
+
+__all__ = [
+    "RasterLayoutWarning",
+    "GridMismatchError",
+    "chip_count",
+    "chip_offsets",
+    "chip_georef",
+    "plan_chips",
+    "iter_task",
+    "ChipPlan",
+    "Task",
+    "TaskStats",
+]
+
+#: Sample fields every chip has besides its inputs.
+META_FIELDS = ("bounds", "transform", "source")
+DEFAULT_BATCH_BYTES = 32 * 2**20
+DEFAULT_CACHE_BYTES = 64 * 2**20
+
+
+class RasterLayoutWarning(UserWarning):
+    """A raster's block layout (strips, huge blocks) makes windowed reads expensive; it still works."""
+
+
+class GridMismatchError(InvalidArgumentError):
+    """Inputs of one sample are not on the same pixel grid (CRS, transform or shape differ)."""
+
+
+def _rasterio() -> Any:
+    try:
+        import rasterio
+        import rasterio.errors  # noqa: F401
+        import rasterio.windows  # noqa: F401
+    except ImportError:
+        raise DependencyNotFoundError(
+            "raster ingestion needs rasterio: pip install 'rocksds[raster]'"
+        ) from None
+    return rasterio
+
+
+# ---------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """What a plan needs to know about one input raster (picklable, no open handles)."""
+
+    path: str
+    bands: int
+    dtype: str
+    nodata: Optional[float]
+    descriptions: list[Optional[str]]
+    scales: list[float]
+    offsets: list[float]
+    mask_kind: str  # "all_valid" | "nodata" | "mask"
+    block_shape: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """One scene: its inputs on one grid."""
+
+    index: int
+    inputs: dict[str, InputInfo]
+    width: int
+    height: int
+    crs: str
+    transform: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A contiguous range ``[row0, row1)`` of chip rows of one source; the unit of parallel work."""
+
+    index: int
+    source: int
+    row0: int
+    row1: int
+
+
+@dataclass
+class ChipPlan:
+    """Everything needed to chip, decided up front: sources, geometry, splits, schema and tasks.
+
+    Build it with :func:`plan_chips`. It is picklable, so workers receive it whole.
+    """
+
+    sources: list[SourceInfo]
+    chip: int
+    stride: int
+    edge: str
+    min_valid: float
+    splits: list[str]
+    fractions: list[float]
+    split_block: int
+    seed: int
+    batch_bytes: int
+    cache_bytes: int
+    schema: Schema
+    tasks: list[Task] = field(default_factory=list)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.sources[0].inputs)
+
+    def grid(self, source: int) -> tuple[list[int], list[int]]:
+        """Row and column offsets of the chips of one source."""
+        s = self.sources[source]
+        return (
+            chip_offsets(s.height, self.chip, self.stride, self.edge),
+            chip_offsets(s.width, self.chip, self.stride, self.edge),
+        )
+
+    @property
+    def grid_total(self) -> int:
+        """Chips in the grids of every source, before filtering and split-boundary drops."""
+        return sum(
+            chip_count(s.height, self.chip, self.stride, self.edge) * chip_count(s.width, self.chip, self.stride, self.edge)
+            for s in self.sources
+        )
+
+    def block_splits(self, source: int) -> np.ndarray:
+        """Split index of each ``split_block`` block of one source, shape ``(blocks_y, blocks_x)``.
+
+        Seeded by ``seed`` and the source index; see :func:`rocksds.grid.assign_blocks`.
+        """
+        s = self.sources[source]
+        return assign_blocks(s.height, s.width, self.split_block, self.fractions, self.seed, source)
+
+
+def _crs_string(crs: Any) -> str:
+    if crs is None:
+        return ""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+
+
+def _inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
+    rasterio = _rasterio()
+    from rasterio.enums import MaskFlags
+
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as e:
+        raise InvalidArgumentError(f"cannot open raster {path}: {e}") from None
+    with src:
+        flags = src.mask_flag_enums
+        if all(f == [MaskFlags.all_valid] for f in flags):
+            kind = "all_valid"
+        elif all(MaskFlags.nodata in f for f in flags):
+            kind = "nodata"
+        else:
+            kind = "mask"
+        dtypes = set(src.dtypes)
+        if len(dtypes) != 1:
+            raise InvalidArgumentError(f"{path}: bands have different dtypes {sorted(dtypes)}; split it per dtype")
+        info = InputInfo(
+            path=path,
+            bands=src.count,
+            dtype=src.dtypes[0],
+            nodata=None if src.nodata is None else float(src.nodata),
+            descriptions=list(src.descriptions),
+            scales=[float(x) for x in src.scales],
+            offsets=[float(x) for x in src.offsets],
+            mask_kind=kind,
+            block_shape=tuple(src.block_shapes[0]),  # type: ignore[arg-type]
+        )
+        grid = {"crs": _crs_string(src.crs), "transform": tuple(src.transform)[:6], "width": src.width,
+                "height": src.height}
+    return info, grid
+
+
+def _warn_layout(info: InputInfo, width: int, height: int, chip: int, batch_bytes: int) -> None:
+    bh, bw = info.block_shape
+    block_bytes = bh * bw * info.bands * np.dtype(info.dtype).itemsize
+    if bw >= width and bh < height and width > 2 * chip:
+        warnings.warn(
+            f"{info.path} is striped ({bh}x{bw} blocks): every windowed read decodes whole rows, so chips cost "
+            "a full-width read each; a tiled copy reads much faster (gdal_translate -co TILED=YES)",
+            RasterLayoutWarning,
+            stacklevel=3,
+        )
+    elif block_bytes > batch_bytes:
+        warnings.warn(
+            f"{info.path} has {bh}x{bw} blocks ({block_bytes / 2**20:.0f} MiB for all bands), larger than "
+            f"batch_bytes={batch_bytes}; reads will exceed the batch budget (retile the raster)",
+            RasterLayoutWarning,
+            stacklevel=3,
+        )
+
+
+def _dtype_name(dtype: str) -> str:
+    name = np.dtype(dtype).name
+    if name not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64",
+                    "complex64", "complex128", "float16"):
+        raise InvalidArgumentError(f"raster dtype {dtype!r} has no rocksds equivalent")
+    return name
+
+
+def plan_chips(
+    sources: Sequence[Mapping[str, str]],
+    *,
+    chip: int = 256,
+    stride: Optional[int] = None,
+    edge: str = "shift",
+    min_valid: float = 0.0,
+    split: Optional[Mapping[str, float]] = None,
+    split_block: int = 2048,
+    seed: int = 0,
+    classes: Optional[Sequence[str]] = None,
+    compression: str = "lz4",
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    cache_bytes: int = DEFAULT_CACHE_BYTES,
+    tasks: int = 16,
+    command: Optional[str] = None,
+) -> ChipPlan:
+    """Inspect the sources (metadata only) and decide the chips, splits, schema and tasks.
+
+    Args:
+        sources: one dict per scene, input name -> raster path; every scene has the same input names.
+        chip, stride, edge: the chip grid (see :func:`chip_count`); ``stride`` defaults to ``chip``.
+        min_valid: keep a chip only if at least this fraction of its pixels is valid.
+        split: split name -> fraction of blocks (``None``: one dataset, no split).
+        split_block: side of the square blocks splits are dealt by, in pixels.
+        seed: seeds the block shuffle.
+        classes: class names stored in ``attrs["classes"]``.
+        compression: RocksDB codec of the input fields.
+        batch_bytes: most bytes one windowed read may hold.
+        cache_bytes: GDAL block cache per process.
+        tasks: about how many tasks (units of parallel work, bands of chip rows) to cut the work into;
+            a task never spans two scenes, so each scene is at least one task.
+        command: recorded in ``attrs["command"]``.
+
+    Raises:
+        GridMismatchError: inputs of a scene differ in CRS, transform or shape, or scenes differ in CRS.
+    """
+    stride = chip if stride is None else stride
+    check_geometry(chip, stride, edge)
+    if not 0.0 <= float(min_valid) <= 1.0:
+        raise InvalidArgumentError(f"min_valid is a fraction in [0, 1], got {min_valid!r}")
+    if not sources:
+        raise InvalidArgumentError("no input rasters given")
+    if batch_bytes <= 0 or cache_bytes <= 0:
+        raise InvalidArgumentError("batch_bytes and cache_bytes must be positive")
+    if split is None:
+        splits, fractions = [""], [1.0]
+    else:
+        splits, fractions = list(split), [float(v) for v in split.values()]
+        if not splits or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+            raise InvalidArgumentError(f"split fractions must be >= 0 and not all 0, got {dict(split)}")
+        for name in splits:
+            if not name or "/" in name or name.startswith("."):
+                raise InvalidArgumentError(f"split name {name!r} must be a plain file name")
+    if not isinstance(split_block, int) or split_block <= 0:
+        raise InvalidArgumentError(f"split_block must be a positive number of pixels, got {split_block!r}")
+    if split is not None and split_block < 2 * chip:
+        raise InvalidArgumentError(
+            f"split_block={split_block} is less than twice the chip ({chip}): most chips would straddle two "
+            "blocks and be dropped; use blocks several chips wide (a multiple of the stride drops fewest)"
+        )
+
+    names = list(sources[0])
+    for name in names:
+        if name in META_FIELDS:
+            raise InvalidArgumentError(f"input name {name!r} is reserved for a per-chip field; rename the input")
+    infos: list[SourceInfo] = []
+    crs0: Optional[str] = None
+    for i, src in enumerate(sources):
+        if list(src) != names:
+            raise InvalidArgumentError(f"scene {i} has inputs {list(src)}, scene 0 has {names}; give every scene the same")
+        inputs: dict[str, InputInfo] = {}
+        grid0: Optional[dict[str, Any]] = None
+        for name, path in src.items():
+            info, grid = _inspect(os.fspath(path))
+            if grid0 is None:
+                grid0 = grid
+            else:
+                diff = [k for k in ("crs", "transform", "width", "height") if grid[k] != grid0[k]]
+                if diff:
+                    raise GridMismatchError(
+                        f"input {name!r} ({path}) is not on the grid of {names[0]!r} ({src[names[0]]}): "
+                        f"{', '.join(diff)} differ ({ {k: grid[k] for k in diff} } vs { {k: grid0[k] for k in diff} }); "
+                        "rocksds refuses rather than resamples: warp the inputs onto one grid first (gdalwarp)"
+                    )
+            if infos and (info.bands, info.dtype) != (infos[0].inputs[name].bands, infos[0].inputs[name].dtype):
+                raise InvalidArgumentError(
+                    f"input {name!r} of scene {i} has {info.bands} bands of {info.dtype}, scene 0 has "
+                    f"{infos[0].inputs[name].bands} of {infos[0].inputs[name].dtype}"
+                )
+            inputs[name] = info
+        assert grid0 is not None
+        if crs0 is None:
+            crs0 = grid0["crs"]
+        elif grid0["crs"] != crs0:
+            raise GridMismatchError(
+                f"scene {i} has CRS {grid0['crs'][:60]!r}, scene 0 has {crs0[:60]!r}; one dataset has one CRS "
+                "(attrs['crs']): reproject the scenes first (gdalwarp -t_srs)"
+            )
+        for info in inputs.values():
+            _warn_layout(info, grid0["width"], grid0["height"], chip, batch_bytes)
+        infos.append(SourceInfo(i, inputs, grid0["width"], grid0["height"], grid0["crs"], grid0["transform"]))
+
+    first = infos[0].inputs
+    fields = {
+        name: Field(dtype=_dtype_name(info.dtype), shape=(info.bands, chip, chip), compression=compression)
+        for name, info in first.items()
+    }
+    fields["bounds"] = Field(dtype="float64", shape=(4,))
+    fields["transform"] = Field(dtype="float64", shape=(6,))
+    fields["source"] = Field(dtype="int32", shape=())
+    attrs: dict[str, Any] = {
+        "crs": crs0,
+        "chip": chip,
+        "stride": stride,
+        "edge": edge,
+        "min_valid": float(min_valid),
+        "inputs": {
+            name: {
+                "dtype": info.dtype,
+                "bands": [d or f"band_{b + 1}" for b, d in enumerate(info.descriptions)],
+                "nodata": info.nodata,
+                "scales": info.scales,
+                "offsets": info.offsets,
+            }
+            for name, info in first.items()
+        },
+        "sources": [{name: info.path for name, info in s.inputs.items()} for s in infos],
+        "command": command or "",
+    }
+    if classes is not None:
+        attrs["classes"] = [str(c) for c in classes]
+    schema = Schema(fields=fields, attrs=attrs)
+    plan = ChipPlan(
+        sources=infos, chip=chip, stride=stride, edge=edge, min_valid=float(min_valid), splits=splits,
+        fractions=fractions, split_block=split_block, seed=int(seed), batch_bytes=int(batch_bytes),
+        cache_bytes=int(cache_bytes), schema=schema,
+    )
+    rows_per_source = [chip_count(s.height, chip, stride, edge) for s in infos]
+    per = max(1, -(-sum(rows_per_source) // max(1, tasks)))
+    for s, rows in zip(infos, rows_per_source):
+        for r0 in range(0, rows, per):
+            plan.tasks.append(Task(len(plan.tasks), s.index, r0, min(rows, r0 + per)))
+    return plan
+
+
+def split_schema(plan: ChipPlan, split_index: int) -> Schema:
+    """The schema of one split's dataset: the plan's, with the split recorded in attrs."""
+    if plan.splits == [""]:
+        return plan.schema
+    attrs = dict(plan.schema.attrs)
+    attrs["split"] = {
+        "name": plan.splits[split_index],
+        "fractions": dict(zip(plan.splits, plan.fractions)),
+        "block": plan.split_block,
+        "seed": plan.seed,
+    }
+    return plan.schema.model_copy(update={"attrs": attrs})
+
+
+# ---------------------------------------------------------------------- chipping
+
+
+@dataclass
+class TaskStats:
+    """What one task did: samples kept per split and chips dropped, by reason."""
+
+    kept: list[int]
+    grid: int = 0
+    invalid: int = 0
+    straddling: int = 0
+
+
+def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
+    """Chips per split a task keeps when nothing is filtered by pixels (``min_valid == 0``); reads no pixels."""
+    src = plan.sources[task.source]
+    rows, cols = plan.grid(task.source)
+    blocks = plan.block_splits(task.source)
+    counts = [0] * len(plan.splits)
+    for y in rows[task.row0 : task.row1]:
+        for x in cols:
+            k = chip_split(blocks, plan.split_block, plan.chip, src.height, src.width, y, x)
+            if k >= 0:
+                counts[k] += 1
+    return counts
+
+
+def _read_window(src: Any, info: InputInfo, y0: int, y1: int, x0: int, x1: int, need_mask: bool) -> tuple[Any, Any]:
+    from rasterio.windows import Window
+
+    win = Window(x0, y0, x1 - x0, y1 - y0)
+    data = src.read(window=win)
+    valid = None
+    if need_mask and info.mask_kind != "all_valid":
+        if info.mask_kind == "nodata" and info.nodata is not None:
+            nd = info.nodata
+            valid = ~np.isnan(data).any(axis=0) if math.isnan(nd) else (data != nd).all(axis=0)
+        else:
+            valid = (src.read_masks(window=win) != 0).all(axis=0)
+    return data, valid
+
+
+def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Chip one task: yields ``(split_index, sample)`` in row-major order; the serial and parallel paths share it.
+
+    Reads are grouped so one read of all inputs holds at most ``plan.batch_bytes``
+    (at least one chip), and expanded to whole blocks of the first input.
+    """
+    rasterio = _rasterio()
+    src = plan.sources[task.source]
+    rows, cols = plan.grid(task.source)
+    blocks = plan.block_splits(task.source)
+    c = plan.chip
+    need_mask = plan.min_valid > 0
+    names = list(src.inputs)
+    px_bytes = sum(i.bands * np.dtype(i.dtype).itemsize for i in src.inputs.values())
+    bh, bw = src.inputs[names[0]].block_shape
+    stats = stats if stats is not None else TaskStats([0] * len(plan.splits))
+    with rasterio.Env(GDAL_CACHEMAX=plan.cache_bytes):
+        handles = {n: rasterio.open(i.path) for n, i in src.inputs.items()}
+        try:
+            full_row_cols = min(-(-(src.width) // bw) * bw, src.width)
+            row_cap = max(1, plan.batch_bytes // max(1, full_row_cols * px_bytes))
+            for ri0, ri1, ylo, yhi in window_groups(rows[task.row0 : task.row1], c, bh, src.height, row_cap):
+                col_cap = max(1, plan.batch_bytes // max(1, (yhi - ylo) * px_bytes))
+                for ci0, ci1, xlo, xhi in window_groups(cols, c, bw, src.width, col_cap):
+                    datas, valid = {}, None
+                    for n in names:
+                        d, v = _read_window(handles[n], src.inputs[n], ylo, yhi, xlo, xhi, need_mask)
+                        datas[n] = d
+                        if v is not None:
+                            valid = v if valid is None else (valid & v)
+                    for y in rows[task.row0 + ri0 : task.row0 + ri1]:
+                        for x in cols[ci0:ci1]:
+                            stats.grid += 1
+                            k = chip_split(blocks, plan.split_block, c, src.height, src.width, y, x)
+                            if k < 0:
+                                stats.straddling += 1
+                                continue
+                            sample = _cut(plan, src, datas, valid, ylo, xlo, y, x, need_mask)
+                            if sample is None:
+                                stats.invalid += 1
+                                continue
+                            sample["transform"], sample["bounds"] = chip_georef(src.transform, y, x, c)
+                            sample["source"] = np.int32(src.index)
+                            stats.kept[k] += 1
+                            yield k, sample
+                    del datas, valid
+        finally:
+            for h in handles.values():
+                h.close()
+
+
+def _cut(
+    plan: ChipPlan, src: SourceInfo, datas: dict[str, np.ndarray], valid: Optional[np.ndarray],
+    ylo: int, xlo: int, y: int, x: int, need_mask: bool,
+) -> Optional[dict[str, Any]]:
+    """The chip at (y, x) from arrays read at (ylo, xlo), padded where it leaves the raster; None if too invalid."""
+    c = plan.chip
+    h = min(c, src.height - y)
+    w = min(c, src.width - x)
+    sy, sx = y - ylo, x - xlo
+    if need_mask:
+        n_valid = h * w if valid is None else int(valid[sy : sy + h, sx : sx + w].sum())
+        if n_valid < plan.min_valid * c * c:
+            return None
+    out: dict[str, Any] = {}
+    for n, d in datas.items():
+        part = d[:, sy : sy + h, sx : sx + w]
+        if h == c and w == c:
+            out[n] = part
+        else:
+            nd = src.inputs[n].nodata
+            full = np.full((d.shape[0], c, c), 0 if nd is None else nd, dtype=d.dtype)
+            full[:, :h, :w] = part
+            out[n] = full
+    return out
