@@ -83,7 +83,7 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     opts = rd.Options(raw_mode=True)
     table = rd.BlockBasedOptions()
     table.set_format_version(spec.TABLE_FORMAT_VERSION)
-    table.set_checksum_type(rd.ChecksumType.crc32c())
+    table.set_checksum_type(getattr(rd.ChecksumType, spec.TABLE_CHECKSUM)())
     table.set_block_size(cfg.block_size)
     if cfg.bloom_bits > 0:
         table.set_bloom_filter(cfg.bloom_bits, False)
