@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -226,6 +226,24 @@ class Storage:
             return self._cfs[cf].get(key, None, self._read_opts)
         except Exception as e:
             raise storage_error(e, self.path) from None
+
+    def row_getter(self, cfs: Sequence[str]) -> "Callable[[bytes], list[Optional[bytes]]]":
+        """A function returning one key's value in each of ``cfs`` (``None`` where absent).
+
+        The reader's per-sample hot path: the column family objects and read
+        options are looked up once here, not on every call.
+        """
+        gets = [self._cfs[cf].get for cf in cfs]
+        opts = self._read_opts
+        path = self.path
+
+        def get_row(key: bytes) -> list[Optional[bytes]]:
+            try:
+                return [get(key, None, opts) for get in gets]
+            except Exception as e:
+                raise storage_error(e, path) from None
+
+        return get_row
 
     def multi_get(self, cf: str, keys: list[bytes]) -> list[Optional[bytes]]:
         """Many values in one RocksDB MultiGet, ``None`` where absent."""

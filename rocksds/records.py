@@ -30,7 +30,7 @@ class Codec:
     record itself needs.
     """
 
-    __slots__ = ("name", "field", "dtype", "shape", "nvar", "var_axes", "record_bytes", "_header")
+    __slots__ = ("name", "field", "dtype", "shape", "nvar", "var_axes", "record_bytes", "_header", "_fixed")
 
     def __init__(self, name: str, field: Field) -> None:
         self.name = name
@@ -41,6 +41,8 @@ class Codec:
         self.nvar = len(self.var_axes)
         self.record_bytes = field.record_bytes
         self._header = np.dtype("<u4")
+        #: A fixed-shape numeric field: decode is one length check and one frombuffer.
+        self._fixed = field.dtype not in ("bytes", "str") and self.nvar == 0
 
     # ------------------------------------------------------------------ encode
 
@@ -134,6 +136,12 @@ class Codec:
         Raises:
             CorruptionError: the record contradicts the schema.
         """
+        if self._fixed:
+            if len(record) != self.record_bytes:
+                raise CorruptionError(
+                    f"field {self.name!r}: record is {len(record)} bytes, expected {self.record_bytes}"
+                )
+            return np.frombuffer(record, dtype=self.dtype).reshape(self.shape)  # type: ignore[arg-type]
         kind = self.field.dtype
         if kind == "bytes":
             return record
@@ -173,14 +181,10 @@ class Codec:
         n = len(records)
         size = self.record_bytes
         assert size is not None
-        buf = bytearray(n * size)
-        view = memoryview(buf)
-        offset = 0
-        for r in records:
-            if len(r) != size:
-                raise CorruptionError(f"field {self.name!r}: record is {len(r)} bytes, expected {size}")
-            view[offset : offset + size] = r
-            offset += size
+        if not all(len(r) == size for r in records):
+            bad = next(len(r) for r in records if len(r) != size)
+            raise CorruptionError(f"field {self.name!r}: record is {bad} bytes, expected {size}")
+        buf = bytearray().join(records)  # one copy, and the result is writable
         return np.frombuffer(buf, dtype=self.dtype).reshape((n, *self.shape))  # type: ignore[arg-type]
 
     def check(self, record: bytes) -> Optional[tuple[str, str]]:
