@@ -38,11 +38,13 @@ from typing import Any, Optional
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+if __name__ == "__main__":  # run as a script from a checkout: use that checkout's rocksds
+    sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import backends as bk  # noqa: E402
 import workloads as wl  # noqa: E402
 
-__all__ = ["main", "run", "machine_facts"]
+__all__ = ["main", "run", "run_args", "machine_facts"]
 
 SINGLE_CAP = 10_000
 CACHE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5)
@@ -258,14 +260,14 @@ def _cache_curve(readable: dict[str, tuple[bk.Backend, str]], w: wl.Workload, fi
 
 def run(workload_names: list[str], *, quick: bool, out_dir: Optional[str], work_dir: Optional[str] = None,
         dataloader: bool = True, cache_curve: bool = True, seed: int = 0, sizes: Optional[dict[str, int]] = None,
-        log: Any = print) -> dict[str, Any]:
+        note: str = "", log: Any = print) -> dict[str, Any]:
     """Run the benchmarks and (if ``out_dir``) write results.json, REPORT.md and the plots."""
     import report
 
     sizes = sizes or (wl.QUICK_SIZES if quick else wl.SIZES)
     results: dict[str, Any] = {"machine": machine_facts(), "quick": quick, "seed": seed,
                                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                               "argv": sys.argv[1:], "workloads": {}}
+                               "argv": sys.argv[1:], "note": note, "workloads": {}}
     try:
         import loaders
 
@@ -280,6 +282,13 @@ def run(workload_names: list[str], *, quick: bool, out_dir: Optional[str], work_
                                                       cache_curve=cache_curve, seed=seed, log=log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if "mnist" in workload_names:
+        import bench_reader
+
+        results["reader"] = bench_reader.measure(min(20_000, sizes["mnist"]), work_dir=work_dir, seed=seed)
+        r = results["reader"]
+        log(f"[reader] ds[i] {r['ds_vs_raw_slowdown']:.2f}x the raw binding's time; "
+            f"get_batch(128) {r['batch_vs_getitem_speedup']:.2f}x faster than 128 x ds[i]")
     results["seconds"] = time.perf_counter() - t0
     results["ratios"] = report.ratios(results)
     results["goals"] = report.goals(results)
@@ -289,24 +298,25 @@ def run(workload_names: list[str], *, quick: bool, out_dir: Optional[str], work_
     return results
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="rocksds bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes (2,000 / 200 / 40 samples)")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
-                   help="output directory (default benchmarks/results)")
-    p.add_argument("--workloads", default=",".join(wl.WORKLOADS), help=f"comma-separated subset of {wl.WORKLOADS}")
-    p.add_argument("--work-dir", default=None, help="where to write the datasets (default: system temp dir)")
-    p.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader epochs")
-    p.add_argument("--no-cache-curve", action="store_true", help="skip the partial-caching curve")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+def run_args(args: argparse.Namespace) -> int:
+    """Run with parsed options (see ``rocksds.bench.add_arguments``)."""
     names = [s for s in args.workloads.split(",") if s]
     bad = [s for s in names if s not in wl.WORKLOADS]
     if bad:
-        p.error(f"unknown workloads {bad}; choose from {wl.WORKLOADS}")
-    run(names, quick=args.quick, out_dir=args.out, work_dir=args.work_dir, dataloader=not args.no_dataloader,
-        cache_curve=not args.no_cache_curve, seed=args.seed)
+        raise SystemExit(f"rocksds bench: unknown workloads {bad}; choose from {wl.WORKLOADS}")
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    run(names, quick=args.quick, out_dir=out, work_dir=args.work_dir, dataloader=not args.no_dataloader,
+        cache_curve=not args.no_cache_curve, seed=args.seed, note=args.note)
     return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python benchmarks/harness.py [options]``."""
+    from rocksds.bench import add_arguments
+
+    p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    return run_args(p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
+def _register_bench(sub: Any) -> None:
+    from .bench import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_bench)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``rocksds`` command; returns the exit status."""
     parser = build_parser()
