@@ -54,8 +54,6 @@ def machine_facts() -> dict[str, Any]:
     """Cores, memory, CPU model, load and library versions of this machine."""
     import h5py
     import lmdb
-    import rocksdict
-
     import rocksds
 
     facts: dict[str, Any] = {
@@ -65,7 +63,7 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "rocksds": rocksds.__version__,
-        "rocksdict": getattr(rocksdict, "__version__", "?"),
+        "rocksdict": _dist_version("rocksdict"),
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,
         "lmdb": ".".join(map(str, lmdb.version())),
@@ -91,6 +89,15 @@ def machine_facts() -> dict[str, Any]:
     except ImportError:
         facts["torch"] = None
     return facts
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
 
 
 def _read_bytes() -> int:
