@@ -10,7 +10,8 @@ written from the same in-memory arrays, read back and compared with them
 * single: ``get(i)`` for up to 10,000 shuffled indices;
 * batch: the whole shuffled order in batches of 128 (16 for ``big``);
 * DataLoader: one epoch, fresh DataLoader, ``num_workers`` 0 and 2, fed
-  per sample and batched (``__getitems__``), see ``loaders.py``;
+  per sample and batched (``__getitems__``), see ``loaders.py``; and the
+  second epoch of a DataLoader with 2 persistent workers (batched);
 * cache curve (rocksds only): the batch pass with ``cache_gb`` from 0 to more
   than the data, after one warm-up pass, with the dataset's files evicted from
   the OS page cache (fsync + ``posix_fadvise(POSIX_FADV_DONTNEED)`` on every
@@ -48,6 +49,9 @@ __all__ = ["main", "run", "run_args", "machine_facts"]
 
 SINGLE_CAP = 10_000
 CACHE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5)
+#: (num_workers, feeding mode, persistent workers: time the 2nd epoch) of the DataLoader epochs.
+DL_CONFIGS = ((0, "per-sample", False), (0, "batched", False), (2, "per-sample", False), (2, "batched", False),
+              (2, "batched", True))
 
 
 def machine_facts() -> dict[str, Any]:
@@ -211,18 +215,18 @@ def _reads(b: bk.Backend, path: str, w: wl.Workload, fields: list[str], order: n
     if dataloader:
         import loaders
 
-        for workers in (0, 2):
-            for mode in ("per-sample", "batched"):
-                reader = b.reader(path, fields)
-                rocks = path if b.family == "rocksds" else None
-                dt, seen, total = loaders.epoch(reader, w.n, order, batch=batch, workers=workers, mode=mode,
-                                                label=w.label_field, rocks_path=rocks)
-                reader.close()
-                if seen != w.n or total != label_sum:
-                    raise AssertionError(f"{b.name}: DataLoader epoch returned {seen} samples / label sum {total}, "
-                                         f"expected {w.n} / {label_sum}")
-                out[f"dl_w{workers}_{mode}"] = _rate(w.n, dt)
-                line += f"  dl w{workers} {mode} {out[f'dl_w{workers}_{mode}']:>8.0f}/s"
+        for workers, mode, persistent in DL_CONFIGS:
+            reader = b.reader(path, fields)
+            rocks = path if b.family == "rocksds" else None
+            dt, seen, total = loaders.epoch(reader, w.n, order, batch=batch, workers=workers, mode=mode,
+                                            label=w.label_field, rocks_path=rocks, persistent=persistent)
+            reader.close()
+            if seen != w.n or total != label_sum:
+                raise AssertionError(f"{b.name}: DataLoader epoch returned {seen} samples / label sum {total}, "
+                                     f"expected {w.n} / {label_sum}")
+            key = f"dl_w{workers}_{mode}" + ("_persistent" if persistent else "")
+            out[key] = _rate(w.n, dt)
+            line += f"  {key} {out[key]:>8.0f}/s"
     log(line)
     return out
 
@@ -312,8 +316,13 @@ def run_args(args: argparse.Namespace) -> int:
     if bad:
         raise SystemExit(f"rocksds bench: unknown workloads {bad}; choose from {wl.WORKLOADS}")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    sizes = dict(wl.QUICK_SIZES if args.quick else wl.SIZES)
+    if args.samples is not None:
+        if args.samples < 2:
+            raise SystemExit("rocksds bench: --samples must be at least 2")
+        sizes = {k: min(v, args.samples) for k, v in sizes.items()}
     run(names, quick=args.quick, out_dir=out, work_dir=args.work_dir, dataloader=not args.no_dataloader,
-        cache_curve=not args.no_cache_curve, seed=args.seed, note=args.note)
+        cache_curve=not args.no_cache_curve, seed=args.seed, sizes=sizes, note=args.note)
     return 0
 
 

@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache-curve", action="store_true", help="skip the partial-caching curve")
     p.add_argument("--note", default="", help="a line to print in the report header (e.g. about the machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the shuffles")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="at most N samples per workload (smoke tests)")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
