@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 #: Functions that add further subcommands (validate, ingest-raster, convert, demo, bench).
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
+from .raster_cli import register as _register_raster  # noqa: E402  (imports neither rasterio nor dask)
+
+_EXTRA_COMMANDS.append(_register_raster)
+
 
 def _register_bench(sub: Any) -> None:
     from .bench import register

@@ -201,6 +201,33 @@ class Writer:
         self._pending = []
         self._pending_bytes = 0
 
+    def ingest_tables(self, tables: Mapping[str, list[str]], n: int) -> None:
+        """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
+
+        ``tables`` maps each field name to SST files (built with
+        ``Storage.sst_writer`` and the field's table options) holding exactly
+        the keys ``len(self) .. len(self) + n - 1``, in non-overlapping files.
+        Files are moved into the dataset. Each field's files are ingested in
+        one IngestExternalFile call and ``count`` is written last (synced), so
+        a crash leaves the old count and, at worst, records beyond it, which
+        :func:`open_writer` deletes at the next open for append.
+        """
+        storage = self._live()
+        if self._pending:
+            raise InvalidArgumentError("commit or discard pending samples before ingesting tables")
+        if n < 0 or set(tables) - set(self.schema.fields):
+            raise InvalidArgumentError(f"tables must name schema fields and n must be >= 0, got {list(tables)}, {n}")
+        if n == 0:
+            return
+        missing = [name for name in self.schema.fields if not tables.get(name)]
+        if missing:
+            raise InvalidArgumentError(f"no SST files given for fields {missing}")
+        for name, f in self.schema.fields.items():
+            assert f.column_family is not None
+            storage.ingest(f.column_family, list(tables[name]))
+        storage.write(metadata_puts(None, self._count + n), sync=True)
+        self._count += n
+
     def flush(self) -> None:
         """Commit, then write every column family's memtable to table files."""
         self.commit()
