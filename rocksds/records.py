@@ -83,10 +83,11 @@ class Codec:
             self._check_shape(column.shape[1:])
         except SampleError as e:
             raise SampleError(f"{e} (for every sample of the batch)") from None
-        data = np.ascontiguousarray(column, dtype=self.dtype).tobytes()
-        size = self.record_bytes
-        assert size is not None
-        return [data[i * size : (i + 1) * size] for i in range(len(column))]
+        if column.dtype != self.dtype:
+            column = column.astype(self.dtype)
+        # One copy per record (C order whatever the input layout); rows stay arrays of self.dtype.
+        rows = column.reshape(len(column), math.prod(column.shape[1:]))
+        return [row.tobytes() for row in rows]
 
     def _check_cast(self, src: np.ndarray) -> None:
         if src.dtype != self.dtype and not np.can_cast(src.dtype, self.dtype, casting="safe"):
