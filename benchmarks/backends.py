@@ -106,33 +106,31 @@ class RocksdsReader(_Lazy):
         return self._handle().get_batch(idx)
 
 
-def rocksds_backend(name: str, compression: str, *, wal: bool = True, bulk: bool = False, cache_gb: float = 0.25,
-                    compression_overrides: Optional[dict[str, str]] = None) -> "Backend":
-    """A rocksds backend: WriteBatch commits of ~1,000 samples (or 64 MiB), with or without the WAL."""
+def rocksds_backend(name: str, compression: str, *, wal: bool = True, bulk: bool = False,
+                    cache_gb: float = 0.25) -> "Backend":
+    """A rocksds backend: ``Writer.extend`` of ~1,000 samples (at most 64 MiB) per commit.
+
+    ``bulk`` commits through table-file ingestion (``rocksds.create(..., bulk=True)``),
+    in 64 MiB commits since every commit adds one file per field.
+    """
 
     def write(path: str, arrays: Arrays) -> None:
         import rocksds
 
-        comp = {f: (compression_overrides or {}).get(f, compression) for f in arrays}
         schema = rocksds.Schema(
-            fields={
-                f: rocksds.Field(dtype=a.dtype.name, shape=a.shape[1:], compression=comp[f]) for f, a in arrays.items()
-            }
+            fields={f: rocksds.Field(dtype=a.dtype.name, shape=a.shape[1:], compression=compression)
+                    for f, a in arrays.items()}
         )
         n = len(next(iter(arrays.values())))
         per = max(1, sum(a[0].nbytes for a in arrays.values()))
-        step = max(1, min(1000, 64 * 2**20 // per))
-        if bulk:
-            from rocksds import bulk as rbulk  # the SST ingest path (issue-7), when present
-
-            rbulk.write_arrays(path, schema, arrays)  # type: ignore[attr-defined]
-            return
-        with rocksds.create(path, schema, wal=wal) as w:
+        step = max(1, 64 * 2**20 // per) if bulk else max(1, min(1000, 64 * 2**20 // per))
+        with rocksds.create(path, schema, wal=wal, bulk=bulk) as w:
             for lo in range(0, n, step):
                 w.extend({f: a[lo : lo + step] for f, a in arrays.items()})
 
+    mode = "bulk (SST ingest), 64 MiB commits" if bulk else ("WAL" if wal else "no WAL")
     return Backend(name, write, lambda p, f: RocksdsReader(p, f, cache_gb), family="rocksds",
-                   notes=f"{compression}, {'WAL' if wal else 'no WAL'}" + (", SST ingest" if bulk else ""))
+                   notes=f"{compression}, {mode}")
 
 
 # --------------------------------------------------------------------- HDF5

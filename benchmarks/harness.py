@@ -136,22 +136,17 @@ def _verify(reader: Any, w: wl.Workload, name: str) -> None:
                 raise AssertionError(f"{name}: get({i}) field {f!r} differs from the source")
 
 
-def _write_backends(quick: bool) -> list[tuple[bk.Backend, bool]]:
-    """(backend, is the one read afterwards) for every write variant."""
+def _write_backends() -> list[tuple[bk.Backend, bool]]:
+    """(backend, is it read afterwards) for every write variant."""
     import rocksds
 
     default = rocksds.spec.DEFAULT_COMPRESSION
     out = [(bk.rocksds_backend("rocksds", default, wal=True), True),
-           (bk.rocksds_backend("rocksds-nowal", default, wal=False), False)]
+           (bk.rocksds_backend("rocksds-nowal", default, wal=False), False),
+           (bk.rocksds_backend("rocksds-bulk", default, bulk=True), False)]
     for comp in ("none", "lz4", "zstd"):
         if comp != default:
-            out.append((bk.rocksds_backend(f"rocksds-nowal-{comp}", comp, wal=False), False))
-    try:
-        from rocksds import bulk  # noqa: F401
-
-        out.append((bk.rocksds_backend("rocksds-sst", default, bulk=True), False))
-    except ImportError:
-        pass
+            out.append((bk.rocksds_backend(f"rocksds-bulk-{comp}", comp, bulk=True), False))
     out += [(b, True) for b in bk.peer_backends()]
     return out
 
@@ -169,7 +164,7 @@ def run_workload(name: str, n: int, work: str, *, dataloader: bool, cache_curve:
                            "description": w.description, "batch": batch, "write": {}, "read": {}, "cache": []}
     fields = list(w.arrays)
     readable: dict[str, tuple[bk.Backend, str]] = {}
-    for b, keep in _write_backends(False):
+    for b, keep in _write_backends():
         path = os.path.join(work, f"{name}-{b.name}{b.suffix}")
         gc.collect()
         t = time.perf_counter()
