@@ -138,6 +138,13 @@ def rocksdb_version(path: str) -> str:
     return "unknown"
 
 
+def _remove_tree(path: str, owner_pid: int) -> None:
+    # A forked child that drops an inherited handle must not delete the
+    # parent's shadow directory from under it.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, True)
+
+
 class _Shadow:
     """A private directory of symlinks to a database's files (see module docstring)."""
 
@@ -145,7 +152,7 @@ class _Shadow:
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
         self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+        self._finalizer = weakref.finalize(self, _remove_tree, self.path, os.getpid())
         src = os.path.abspath(path)
         try:
             for name in os.listdir(src):
