@@ -7,8 +7,9 @@ Two ways to feed a DataLoader, both measured for every backend:
 * ``batched``: the dataset also has ``__getitems__`` (torch >= 2.0 calls it
   with the whole batch of indices), so a backend can fetch a batch at once.
 
-rocksds is fed through ``rocksds.torch.RocksDataset`` / ``rocksds.torch.collate``
-when that module exists, else through the same generic wrapper as the peers.
+rocksds is fed through ``rocksds.torch.RocksDataset`` (``use_getitems=False``
+for per-sample) with ``rocksds.torch.collate`` for batched, when that module
+exists, else through the same generic wrapper as the peers.
 """
 
 from __future__ import annotations
@@ -57,11 +58,9 @@ def _dataset(reader: Any, n: int, mode: str, rocks_path: str | None, cache_gb: f
     if rocks_path is not None and rocksds_torch_available():
         from rocksds.torch import RocksDataset, collate
 
-        ds = RocksDataset(rocks_path, cache_gb=cache_gb)
         if mode == "per-sample":
-            ds = _PerSample(ds.dataset if hasattr(ds, "dataset") else reader, n)
-            return ds, None
-        return ds, collate
+            return RocksDataset(rocks_path, cache_gb=cache_gb, use_getitems=False), None
+        return RocksDataset(rocks_path, cache_gb=cache_gb), collate
     if mode == "per-sample":
         return _PerSample(reader, n), None
     return _Batched(reader, n), _collate_batch
