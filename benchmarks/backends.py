@@ -26,10 +26,13 @@ Arrays = dict[str, np.ndarray]
 
 
 def dir_bytes(path: str) -> int:
-    """Bytes of every file under ``path`` (or of the file itself)."""
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _d, fs in os.walk(path) for f in fs)
+    """Disk space allocated to every file under ``path`` (or to the file itself).
+
+    Allocated blocks, not apparent sizes: LMDB's data file is as large as its
+    map but sparse, and small files each take whole filesystem blocks.
+    """
+    files = [path] if os.path.isfile(path) else [os.path.join(r, f) for r, _d, fs in os.walk(path) for f in fs]
+    return sum(os.stat(f).st_blocks * 512 for f in files)
 
 
 def drop_page_cache(path: str) -> None:
