@@ -174,7 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{_x(x.get('h5py-naive'))} | {_x(x.get('h5py-best'))} | {_x(x.get('lmdb'))} | "
                          f"{_x(x.get('memmap'))} |")
         if r["cache"]:
-            lines += ["", "### Partial caching (rocksds batch reads, OS page cache evicted)", "",
+            lines += ["", "### Partial caching (rocksds batch reads, OS page cache evicted before every batch)", "",
                       "| cache_gb (x data) | MiB | samples/s | MiB read from disk |", "|---|---:|---:|---:|"]
             for c in r["cache"]:
                 label = f"{c['cache_fraction']:.2f}" if c["backend"] == "rocksds" else f"{c['backend']} (cold)"
@@ -212,8 +212,12 @@ _METHOD = [
     "as without `persistent_workers`), fed per sample (`__getitem__` + default_collate) or batched (`__getitems__`); "
     "'2nd epoch persistent' times the second epoch of one DataLoader with `persistent_workers=True` (open handles "
     "and per-worker caches survive), after a first epoch in another order.",
-    "Partial caching: open with `cache_gb`, one warm-up pass, then fsync + `posix_fadvise(POSIX_FADV_DONTNEED)` on "
-    "every file of the dataset, then the measured pass in a new shuffled order; disk bytes from /proc/self/io.",
+    "Partial caching: open with `cache_gb` (a fraction of the raw, uncompressed data: the block cache holds "
+    "uncompressed blocks), one warm-up pass, then the measured pass in a new shuffled order with fsync + "
+    "`posix_fadvise(POSIX_FADV_DONTNEED)` on every file of the dataset before every batch (not timed), so every "
+    "block-cache miss is a disk read; disk bytes from /proc/self/io. LMDB and memmap (cold): one eviction, then one "
+    "pass; they map their files and mapped pages cannot be evicted, so each page is read from disk once, then from "
+    "RAM: a best case for them.",
 ]
 
 
