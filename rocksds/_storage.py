@@ -101,7 +101,7 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     opts = rd.Options(raw_mode=True)
     table = rd.BlockBasedOptions()
     table.set_format_version(spec.TABLE_FORMAT_VERSION)
-    table.set_checksum_type(rd.ChecksumType.crc32c())
+    table.set_checksum_type(getattr(rd.ChecksumType, spec.TABLE_CHECKSUM)())
     table.set_block_size(cfg.block_size)
     if cfg.bloom_bits > 0:
         table.set_bloom_filter(cfg.bloom_bits, False)
@@ -347,6 +347,24 @@ class Storage:
             return self._cfs[cf].get(key, None, self._read_opts)
         except Exception as e:
             raise self._error(e) from None
+
+    def row_getter(self, cfs: Sequence[str]) -> "Callable[[bytes], list[Optional[bytes]]]":
+        """A function returning one key's value in each of ``cfs`` (``None`` where absent).
+
+        The reader's per-sample hot path: the column family objects and read
+        options are looked up once here, not on every call.
+        """
+        gets = [self._cfs[cf].get for cf in cfs]
+        opts = self._read_opts
+        path = self.path
+
+        def get_row(key: bytes) -> list[Optional[bytes]]:
+            try:
+                return [get(key, None, opts) for get in gets]
+            except Exception as e:
+                raise storage_error(e, path) from None
+
+        return get_row
 
     def multi_get(self, cf: str, keys: list[bytes]) -> list[Optional[bytes]]:
         """Many values in one RocksDB MultiGet, ``None`` where absent."""

@@ -189,6 +189,15 @@ from .raster_cli import register as _register_raster  # noqa: E402  (imports nei
 _EXTRA_COMMANDS.append(_register_raster)
 
 
+def _register_bench(sub: Any) -> None:
+    from .bench import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_bench)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``rocksds`` command; returns the exit status."""
     parser = build_parser()

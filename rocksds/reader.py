@@ -139,6 +139,8 @@ class Dataset:
             storage.close()
             raise
         self._codecs = [(Codec(n, f), f.column_family) for n, f in self.schema.fields.items()]
+        self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]
+        self._decoders = [(codec.name, codec.decode) for codec, _cf in self._codecs]
         self._storage = storage
         self._pid = os.getpid()
 
@@ -236,14 +238,15 @@ class Dataset:
 
     def get(self, index: int) -> Sample:
         """Sample ``index`` (negative counts from the end)."""
-        key = encode_key(self._index(index))
-        storage = self._live()
+        if type(index) is not int or not 0 <= index < self._count:
+            index = self._index(index)
+        self._live()
+        records = self._get_row(encode_key(index))
         out: Sample = {}
-        for codec, cf in self._codecs:
-            record = storage.get(cf, key)
+        for (name, decode), record in zip(self._decoders, records):
             if record is None:
-                raise CorruptionError(f"{self.path}: field {codec.name!r} has no record for sample {index}")
-            out[codec.name] = codec.decode(record)
+                raise CorruptionError(f"{self.path}: field {name!r} has no record for sample {index}")
+            out[name] = decode(record)
         return out
 
     def get_batch(self, indices: Sequence[int] | np.ndarray) -> Batch:

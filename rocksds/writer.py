@@ -81,6 +81,15 @@ class Writer:
             records beyond ``count``, which readers ignore and the next
             writer deletes when it opens.
         commit_bytes: pending bytes at which :meth:`append` commits by itself.
+        bulk: write each commit as one sorted table file per field and ingest
+            the files (RocksDB IngestExternalFile) instead of a WriteBatch: no
+            write-ahead log, no memtable, no flush, no compaction, so every
+            byte is written once. Commits stay atomic (the new ``count`` is
+            written after the tables; records beyond ``count`` left by a crash
+            are deleted at the next open for append). Each commit adds a file
+            per field, so commit in large chunks (``extend`` of many samples,
+            or a large ``commit_bytes``). Measured 2-3x faster writes on
+            262 KB chips than ``wal=False`` (see benchmarks/results/REPORT.md).
     """
 
     def __init__(
@@ -92,6 +101,7 @@ class Writer:
         sync: bool = False,
         wal: bool = True,
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
+        bulk: bool = False,
     ) -> None:
         _check_commit_bytes(commit_bytes)
         self._storage: Optional[Storage] = storage
@@ -100,6 +110,7 @@ class Writer:
         self._count = count
         self._sync = bool(sync)
         self._wal = bool(wal)
+        self._bulk = bool(bulk)
         self._commit_bytes = commit_bytes
         self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._pending: list[list[bytes]] = []
@@ -214,6 +225,9 @@ class Writer:
         storage = self._live()
         if not self._pending:
             return
+        if self._bulk:
+            self._commit_tables()
+            return
         n = len(self._pending)
         keys = encode_keys(range(self._count, self._count + n))
         puts: list[tuple[str, bytes, bytes]] = []
@@ -224,6 +238,35 @@ class Writer:
         self._count += n
         self._pending = []
         self._pending_bytes = 0
+
+    def _commit_tables(self) -> None:
+        """Commit the pending samples as one sorted SST file per field (``bulk=True``)."""
+        pending, n = self._pending, len(self._pending)
+        keys = encode_keys(range(self._count, self._count + n))
+        configs = _cf_configs(self.schema)
+        tag = uuid.uuid4().hex[:12]
+        tables: dict[str, list[str]] = {}
+        try:
+            for j, (codec, cf) in enumerate(self._codecs):
+                assert cf is not None
+                path = os.path.join(self.path, f".bulk-{tag}-{j}.sst")
+                sst = Storage.sst_writer(configs[cf])
+                sst.open(path)
+                tables[codec.name] = [path]
+                for key, records in zip(keys, pending):
+                    sst[key] = records[j]
+                sst.finish()
+            self._pending = []
+            self._pending_bytes = 0
+            self.ingest_tables(tables, n)
+        except BaseException:
+            self._pending = pending
+            raise
+        finally:
+            for paths in tables.values():
+                for p in paths:
+                    if os.path.exists(p):  # ingest moved it unless something failed
+                        os.remove(p)
 
     def ingest_tables(self, tables: Mapping[str, list[str]], n: int) -> None:
         """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
@@ -293,6 +336,7 @@ def create(
     sync: bool = False,
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    bulk: bool = False,
 ) -> Writer:
     """Create an empty dataset at ``path`` and return a :class:`Writer` for it.
 
@@ -304,7 +348,7 @@ def create(
         path: directory to create; must not exist (unless ``overwrite``).
         schema: the dataset's :class:`Schema`.
         overwrite: replace an existing rocksds dataset (never anything else).
-        sync, wal, commit_bytes: see :class:`Writer`.
+        sync, wal, commit_bytes, bulk: see :class:`Writer`.
     """
     if not isinstance(schema, Schema):
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
@@ -342,7 +386,7 @@ def create(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes)
+    return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
 
 
 def open_writer(
@@ -351,6 +395,7 @@ def open_writer(
     sync: bool = False,
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    bulk: bool = False,
 ) -> Writer:
     """Open an existing dataset for appending after its last committed sample.
 
@@ -379,7 +424,7 @@ def open_writer(
             assert f.column_family is not None
             if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
                 storage.delete_range(f.column_family, encode_key(count), stop)
-        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes)
+        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
     except BaseException:
         storage.close()
         raise
