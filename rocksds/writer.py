@@ -399,7 +399,9 @@ def open_writer(
 ) -> Writer:
     """Open an existing dataset for appending after its last committed sample.
 
-    Records left beyond ``count`` by an interrupted bulk ingest are deleted first.
+    Records left beyond ``count`` by an interrupted bulk ingest or flush are
+    deleted first, and so are table files a killed ``bulk=True`` commit left
+    behind without ingesting them.
 
     Raises:
         DatasetLockedError: another writer has the dataset open.
@@ -419,6 +421,10 @@ def open_writer(
     storage = Storage.open_writable(path, _cf_configs(schema), create=False)
     try:
         count = read_count(storage)
+        # Table files a killed bulk commit wrote but never ingested (we hold the lock now).
+        for name in os.listdir(path):
+            if name.startswith(".bulk-") and name.endswith(".sst"):
+                os.remove(os.path.join(path, name))
         stop = b"\xff" * 9
         for f in schema.fields.values():
             assert f.column_family is not None

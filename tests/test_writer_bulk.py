@@ -80,3 +80,19 @@ def test_failed_bulk_commit_keeps_samples_pending_and_leaves_no_files(tmp_path, 
     n, got = _read_all(path)
     assert n == 8
     np.testing.assert_array_equal(got[7]["image"], samples[7]["image"])
+
+
+def test_open_for_append_removes_tables_a_killed_bulk_commit_left(tmp_path):
+    import os
+
+    schema = rocksds.Schema(fields={"x": rocksds.Field(dtype="int32", shape=(3,))})
+    path = tmp_path / "d.rds"
+    with rocksds.create(path, schema, bulk=True) as w:
+        w.extend({"x": np.arange(12, dtype=np.int32).reshape(4, 3)})
+    stray = path / ".bulk-deadbeef0000-0.sst"
+    stray.write_bytes(b"not a table")
+    with rocksds.open(path, mode="a") as w:
+        assert len(w) == 4
+    assert not stray.exists()
+    assert sorted(n for n in os.listdir(path) if n.startswith(".bulk-")) == []
+    assert rocksds.open(path)[0:4]["x"].tolist() == np.arange(12).reshape(4, 3).tolist()
