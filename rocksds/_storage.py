@@ -356,13 +356,13 @@ class Storage:
         """
         gets = [self._cfs[cf].get for cf in cfs]
         opts = self._read_opts
-        path = self.path
+        error = self._error
 
         def get_row(key: bytes) -> list[Optional[bytes]]:
             try:
                 return [get(key, None, opts) for get in gets]
             except Exception as e:
-                raise storage_error(e, path) from None
+                raise error(e) from None
 
         return get_row
 

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rocksds
+from rocksds.cli import main
 from rocksds import spec
 from rocksds._storage import CFConfig, Storage
 from rocksds.errors import CorruptionError, RocksdsError, SchemaError
@@ -583,6 +584,11 @@ def test_flipped_data_byte_is_reported_not_returned(tmp_path: Path) -> None:
                 np.testing.assert_array_equal(ds[i]["x"], values[i])
             with rocksds.open(path, fields=["y"]) as only_y:  # other fields are untouched
                 assert only_y[30]["y"] == 30
+    for deep in (False, True):
+        report = rocksds.validate(path, deep=deep)
+        assert not report.ok and "corrupt-block" in report.codes(), report.to_dict()
+        assert {i.field for i in report.issues if i.code == "corrupt-block"} == {"x"}
+    assert main(["validate", "--deep", str(path)]) == 1
 
 
 def test_flipped_schema_byte_fails_open(tmp_path: Path) -> None:
@@ -591,6 +597,8 @@ def test_flipped_schema_byte_fails_open(tmp_path: Path) -> None:
     with pytest.raises(CorruptionError) as info:
         rocksds.open(path)
     _assert_clear_corruption(info.value, path)
+    report = rocksds.validate(path, deep=True)
+    assert not report.ok and report.codes() & {"corrupt-block", "unreadable", "malformed-schema"}, report.to_dict()
 
 
 def test_records_contradicting_the_schema_are_corruption(tmp_path: Path) -> None:
