@@ -219,7 +219,10 @@ _METHOD = [
     "DataLoader: a fresh `DataLoader(batch_size, sampler=<fixed shuffled order>)` per epoch (workers start cold, "
     "as without `persistent_workers`), fed per sample (`__getitem__` + default_collate) or batched (`__getitems__`); "
     "'2nd epoch persistent' times the second epoch of one DataLoader with `persistent_workers=True` (open handles "
-    "and per-worker caches survive), after a first epoch in another order.",
+    "and per-worker caches survive), after a first epoch in another order; '..., cache >= data' does the same "
+    "with a rocksds block cache of 1.2x the raw data per worker (compared with the peers' own persistent epoch). "
+    "Batches are dealt to workers in turn, so in the second epoch each worker mostly asks for samples the other "
+    "one read in the first: per-process caches pay off only over more epochs.",
     "Partial caching: open with `cache_gb` (a fraction of the raw, uncompressed data: the block cache holds "
     "uncompressed blocks), one warm-up pass, then the measured pass in a new shuffled order with fsync + "
     "`posix_fadvise(POSIX_FADV_DONTNEED)` on every file of the dataset before every batch (not timed), so every "
