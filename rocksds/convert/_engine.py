@@ -32,6 +32,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
+from typing_extensions import TypedDict
+
 import numpy as np
 
 from .. import spec
@@ -265,6 +267,16 @@ def build_schema(
         raise
 
 
+class OutputOptions(TypedDict, total=False):
+    """How every converter writes its output; the keyword arguments of :func:`convert_source`."""
+
+    compression: str
+    field_compression: Mapping[str, str]
+    attrs: Mapping[str, Any]
+    overwrite: bool
+    progress: bool
+
+
 def convert_source(
     source: Source,
     out: Union[str, "os.PathLike[str]"],
@@ -276,6 +288,15 @@ def convert_source(
     progress: bool = False,
 ) -> ConversionReport:
     """Write ``source`` to a new dataset at ``out``, verify it, and report (see module docstring).
+
+    Args:
+        source: what to convert (closed when done).
+        out: the dataset directory to create.
+        compression: codec of every field, ``"name"`` or ``"name:level"``.
+        field_compression: field name -> codec, overriding ``compression``.
+        attrs: user metadata stored in the schema.
+        overwrite: replace an existing rocksds dataset at ``out``.
+        progress: show a tqdm progress bar.
 
     Raises:
         DatasetExistsError: ``out`` exists and ``overwrite`` is false.

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any
+
+from typing_extensions import Unpack
 
 import numpy as np
 
-from .. import spec
 from ..errors import InvalidArgumentError, NotADatasetError, SchemaError
 from ..schema import Field
-from ._engine import ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection, require
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection, require
 
 __all__ = ["from_hdf5", "HDF5Source"]
 
@@ -139,11 +140,7 @@ def from_hdf5(
     out: str | os.PathLike[str],
     *,
     fields: FieldSelection = None,
-    compression: str = spec.DEFAULT_COMPRESSION,
-    field_compression: Optional[dict[str, str]] = None,
-    attrs: Optional[dict[str, Any]] = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[OutputOptions],
 ) -> ConversionReport:
     """Convert an HDF5 file to a rocksds dataset, then verify every sample.
 
@@ -151,18 +148,7 @@ def from_hdf5(
         path: the HDF5 file.
         out: the dataset directory to create.
         fields: HDF5 dataset paths to convert, or path -> field name (default: all).
-        compression: codec of every field, ``"name"`` or ``"name:level"``.
-        field_compression: field name -> codec, overriding ``compression``.
-        attrs: user metadata stored in the schema.
-        overwrite: replace an existing rocksds dataset at ``out``.
-        progress: show a tqdm progress bar.
+        options: compression, field_compression, attrs, overwrite, progress
+            (see :func:`rocksds.convert.convert_source`).
     """
-    return convert_source(
-        HDF5Source(path, fields),
-        out,
-        compression=compression,
-        field_compression=field_compression,
-        attrs=attrs,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    return convert_source(HDF5Source(path, fields), out, **options)

@@ -32,13 +32,15 @@ import re
 from collections.abc import Iterator
 from typing import Any, Optional
 
+from typing_extensions import Unpack
+
 import numpy as np
 
 from .. import spec
 from .._storage import Storage, list_column_families
 from ..errors import CorruptionError, InvalidArgumentError, NotADatasetError, SchemaError
 from ..schema import Field
-from ._engine import ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
 from ._safe_pickle import safe_loads
 
 __all__ = ["from_legacy", "LegacySource", "read_legacy_metadata", "read_legacy_keys"]
@@ -209,26 +211,13 @@ def from_legacy(
     keys_file: Optional[str] = None,
     metadata_file: Optional[str] = None,
     key_field: Optional[str] = None,
-    compression: str = spec.DEFAULT_COMPRESSION,
-    field_compression: Optional[dict[str, str]] = None,
-    attrs: Optional[dict[str, Any]] = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[OutputOptions],
 ) -> ConversionReport:
     """Convert the legacy RocksDB layout, then verify every sample.
 
     Args:
         path, fields, keys_file, metadata_file, key_field: see :class:`LegacySource`.
-        out, compression, field_compression, attrs, overwrite, progress: see
-            :func:`rocksds.convert.from_hdf5`.
+        out, options: the dataset to create and how (see :func:`rocksds.convert.convert_source`).
     """
     source = LegacySource(path, fields=fields, keys_file=keys_file, metadata_file=metadata_file, key_field=key_field)
-    return convert_source(
-        source,
-        out,
-        compression=compression,
-        field_compression=field_compression,
-        attrs=attrs,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    return convert_source(source, out, **options)

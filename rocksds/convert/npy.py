@@ -31,12 +31,13 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
+from typing_extensions import Unpack
+
 import numpy as np
 
-from .. import spec
 from ..errors import InvalidArgumentError, NotADatasetError, SampleError, SchemaError
 from ..schema import Field
-from ._engine import ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
 from ._engine import mark_variable
 
 __all__ = ["from_npy_folder", "NpyFolderSource", "natural_key"]
@@ -205,26 +206,13 @@ def from_npy_folder(
     fields: FieldSelection = None,
     variable: Variable = "auto",
     filename_field: Optional[str] = None,
-    compression: str = spec.DEFAULT_COMPRESSION,
-    field_compression: Optional[dict[str, str]] = None,
-    attrs: Optional[dict[str, Any]] = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[OutputOptions],
 ) -> ConversionReport:
     """Convert a folder of ``.npy``/``.npz`` files (one per sample), then verify every sample.
 
     Args:
         folder, field, fields, variable, filename_field: see :class:`NpyFolderSource`.
-        out, compression, field_compression, attrs, overwrite, progress: see
-            :func:`rocksds.convert.from_hdf5`.
+        out, options: the dataset to create and how (see :func:`rocksds.convert.convert_source`).
     """
     source = NpyFolderSource(folder, field=field, fields=fields, variable=variable, filename_field=filename_field)
-    return convert_source(
-        source,
-        out,
-        compression=compression,
-        field_compression=field_compression,
-        attrs=attrs,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    return convert_source(source, out, **options)

@@ -23,12 +23,13 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
+from typing_extensions import Unpack
+
 import numpy as np
 
-from .. import spec
 from ..errors import ArgumentTypeError, InvalidArgumentError, SampleError, SchemaError
 from ..schema import Field, Schema
-from ._engine import ConversionReport, FieldSelection, Source, convert_source, field_selection, mark_variable
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, field_selection, mark_variable
 
 __all__ = ["from_torch_dataset", "TorchDatasetSource"]
 
@@ -144,26 +145,13 @@ def from_torch_dataset(
     names: Optional[Sequence[str]] = None,
     fields: FieldSelection = None,
     variable: Optional[Mapping[str, Sequence[int]]] = None,
-    compression: str = spec.DEFAULT_COMPRESSION,
-    field_compression: Optional[dict[str, str]] = None,
-    attrs: Optional[dict[str, Any]] = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[OutputOptions],
 ) -> ConversionReport:
     """Convert a map-style torch Dataset, then verify every sample.
 
     Args:
         dataset, names, fields, variable: see :class:`TorchDatasetSource`.
-        out, compression, field_compression, attrs, overwrite, progress: see
-            :func:`rocksds.convert.from_hdf5`.
+        out, options: the dataset to create and how (see :func:`rocksds.convert.convert_source`).
     """
     source = TorchDatasetSource(dataset, names=names, fields=fields, variable=variable)
-    return convert_source(
-        source,
-        out,
-        compression=compression,
-        field_compression=field_compression,
-        attrs=attrs,
-        overwrite=overwrite,
-        progress=progress,
-    )
+    return convert_source(source, out, **options)
