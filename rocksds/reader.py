@@ -32,6 +32,19 @@ DEFAULT_CACHE_GB = 0.25
 #: Refuse block caches larger than this (a typo guard, not a RocksDB limit).
 MAX_CACHE_GB = 1024.0
 
+#: Bumped in every child process forked through Python (os.fork, multiprocessing, DataLoader
+#: workers), so a handle notices the fork with an integer compare instead of a getpid() system
+#: call on every read.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 #: Handles inherited through fork(): kept alive in the child so their destructor never runs there.
 _INHERITED: list[Storage] = []
 
@@ -142,11 +155,11 @@ class Dataset:
         self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]
         self._decoders = [(codec.name, codec.decode) for codec, _cf in self._codecs]
         self._storage = storage
-        self._pid = os.getpid()
+        self._generation = _fork_generation
 
     def _live(self) -> Storage:
         storage = self._storage
-        if storage is None or self._pid != os.getpid():
+        if storage is None or self._generation != _fork_generation:
             if self._closed:
                 raise ClosedError(f"dataset {self.path} is closed")
             # First use in a forked child: never share the parent's RocksDB handle,
@@ -168,7 +181,7 @@ class Dataset:
     def _drop(self) -> None:
         storage, self._storage = self._storage, None
         if storage is not None:
-            if self._pid == os.getpid():
+            if self._generation == _fork_generation:
                 storage.close()
             else:
                 _INHERITED.append(storage)
@@ -240,7 +253,8 @@ class Dataset:
         """Sample ``index`` (negative counts from the end)."""
         if type(index) is not int or not 0 <= index < self._count:
             index = self._index(index)
-        self._live()
+        if self._generation != _fork_generation or self._storage is None:
+            self._live()
         records = self._get_row(encode_key(index))
         out: Sample = {}
         for (name, decode), record in zip(self._decoders, records):
