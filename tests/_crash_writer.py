@@ -52,6 +52,13 @@ def expected_sample(i: int) -> dict:
     return {"image": image, "tokens": tokens, "label": i, "name": f"sample-{i}-" + "x" * (i % 11)}
 
 
+def write_expected(path, n: int):
+    """A new dataset at ``path`` holding ``expected_sample(0..n-1)``; returns ``path``."""
+    with rocksds.create(path, crash_schema()) as w:
+        w.extend([expected_sample(i) for i in range(n)])
+    return path
+
+
 def stacked(start: int, n: int) -> dict:
     """Samples ``start..start+n-1`` as one dict of columns (for ``Writer.extend``)."""
     samples = [expected_sample(i) for i in range(start, start + n)]

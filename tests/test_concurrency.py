@@ -23,7 +23,7 @@ import pytest
 
 import rocksds
 from _consistency import assert_samples, assert_valid, dir_state
-from _crash_writer import crash_schema, expected_sample
+from _crash_writer import crash_schema, expected_sample, write_expected
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -33,10 +33,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.env
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "ds.rds"
-    with rocksds.create(path, crash_schema()) as w:
-        w.extend([expected_sample(i) for i in range(40)])
-    return path
+    return write_expected(tmp_path / "ds.rds", 40)
 
 
 def _start_writer(

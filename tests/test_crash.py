@@ -24,7 +24,7 @@ import pytest
 
 import rocksds
 from _consistency import assert_samples, assert_valid, dir_state
-from _crash_writer import crash_schema, expected_sample, stacked
+from _crash_writer import crash_schema, expected_sample, stacked, write_expected
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(__file__).resolve().with_name("_crash_writer.py")
@@ -136,10 +136,7 @@ def test_sigkill_during_create_leaves_nothing_or_an_empty_dataset(tmp_path: Path
 
 @pytest.fixture
 def ten(tmp_path: Path) -> Path:
-    path = tmp_path / "ten.rds"
-    with rocksds.create(path, crash_schema()) as w:
-        w.extend([expected_sample(i) for i in range(10)])
-    return path
+    return write_expected(tmp_path / "ten.rds", 10)
 
 
 def _bad_at(k: int, n: int):
