@@ -49,10 +49,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from ._storage import CFConfig, Storage
+from ._storage import Storage
 from .errors import DependencyNotFoundError, InvalidArgumentError, RocksdsError
 from .keys import encode_key
 from .records import Codec
+from .writer import table_config
 
 __all__ = ["build", "dask_client", "plan_fingerprint", "WorkerLostError"]
 
@@ -146,7 +147,7 @@ class _Tables:
         self.offset, self.n = offset, 0
         self.writers = []
         for name, f in plan.schema.fields.items():
-            w = Storage.sst_writer(CFConfig(compression=f.compression, level=f.compression_level))
+            w = Storage.sst_writer(table_config(f))
             w.open(self.paths[name])
             self.writers.append(w)
 

@@ -22,7 +22,7 @@ from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidA
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import Codec
-from .schema import Schema
+from .schema import Field, Schema
 from .spec import DEFAULT_CF, KNOWN_WRITER_FEATURES, META_CF
 
 __all__ = ["Writer", "create", "open_writer"]
@@ -31,11 +31,16 @@ __all__ = ["Writer", "create", "open_writer"]
 DEFAULT_COMMIT_BYTES = 64 * 2**20
 
 
+def table_config(field: Field) -> CFConfig:
+    """How a field's tables are written, by a Writer or by anything that builds SST files for it."""
+    return CFConfig(compression=field.compression, level=field.compression_level)
+
+
 def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
     configs = {META_CF: CFConfig(compression="none", bloom_bits=0, write_buffer_bytes=4 * 2**20)}
     for f in schema.fields.values():
         assert f.column_family is not None
-        configs[f.column_family] = CFConfig(compression=f.compression, level=f.compression_level)
+        configs[f.column_family] = table_config(f)
     return configs
 
 
@@ -113,6 +118,7 @@ class Writer:
         self._bulk = bool(bulk)
         self._commit_bytes = commit_bytes
         self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
+        self._tables = [table_config(f) for f in schema.fields.values()]
         self._pending: list[list[bytes]] = []
         self._pending_bytes = 0
 
@@ -243,14 +249,12 @@ class Writer:
         """Commit the pending samples as one sorted SST file per field (``bulk=True``)."""
         pending, n = self._pending, len(self._pending)
         keys = encode_keys(range(self._count, self._count + n))
-        configs = _cf_configs(self.schema)
         tag = uuid.uuid4().hex[:12]
         tables: dict[str, list[str]] = {}
         try:
-            for j, (codec, cf) in enumerate(self._codecs):
-                assert cf is not None
+            for j, (codec, _cf) in enumerate(self._codecs):
                 path = os.path.join(self.path, f".bulk-{tag}-{j}.sst")
-                sst = Storage.sst_writer(configs[cf])
+                sst = Storage.sst_writer(self._tables[j])
                 sst.open(path)
                 tables[codec.name] = [path]
                 for key, records in zip(keys, pending):
