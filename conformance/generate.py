@@ -99,12 +99,13 @@ def meta_puts(doc: Optional[dict], count: Optional[int]) -> Puts:
     return puts
 
 
-def write_raw(path: str, cfs: dict[str, str], puts: Puts) -> None:
-    """Create a RocksDB database at ``path`` with column families ``cfs`` (name -> codec) holding ``puts``."""
+def write_raw(path: str, cfs: dict[str, str], puts: Puts, checksum: str = spec.TABLE_CHECKSUM) -> None:
+    """Create a RocksDB database at ``path`` with column families ``cfs`` (name -> codec) holding ``puts``,
+    its tables written with block checksums of type ``checksum``."""
     scratch = tempfile.mkdtemp(prefix="rocksds-gen-")
     try:
         db = os.path.join(scratch, "db")
-        configs = {name: CFConfig(compression=codec) for name, codec in cfs.items()}
+        configs = {name: CFConfig(compression=codec, checksum=checksum) for name, codec in cfs.items()}
         storage = Storage.open_writable(db, configs, create=True)
         try:
             storage.write(puts)
@@ -129,10 +130,12 @@ class Vector:
     puts: Puts
     expected: dict[str, Any]
     notes: list[str] = dc_field(default_factory=list)
+    #: Block checksum type of the vector's table files (SPEC.md 6).
+    checksum: str = spec.TABLE_CHECKSUM
 
 
 def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra: Puts = (),
-          warnings: list[str] = (), count: Optional[int] = None) -> Vector:
+          warnings: list[str] = (), count: Optional[int] = None, checksum: str = spec.TABLE_CHECKSUM) -> Vector:
     """A valid vector whose expected dump is computed from ``samples`` (not by reading anything back)."""
     count = len(samples) if count is None else count
     cfs = {spec.META_CF: "none", **{f["column_family"]: f["compression"] for f in doc["fields"]}}
@@ -146,7 +149,7 @@ def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra:
         "validator": {"errors": [], "warnings": sorted(warnings)},
         "dump": make_dump(doc, count, fields),
     }
-    return Vector(name, description, doc, cfs, puts, expected)
+    return Vector(name, description, doc, cfs, puts, expected, checksum=checksum)
 
 
 def invalid(name: str, description: str, cfs: dict[str, str], puts: Puts, *, errors: list[str],
@@ -250,6 +253,14 @@ def _valid_vectors() -> list[Vector]:
                     "plain": np.int32(rng.integers(-1000, 1000))} for i in range(16)]
         out.append(valid(f"compression-{codec}", f"fields compressed with {codec} (compressible data), "
                          "beside an uncompressed field", doc, samples))
+
+    for checksum in sorted(spec.PORTABLE_CHECKSUMS):
+        doc = document([fdoc("image", "float32", [2, 8, 8], "none"), fdoc("mask", "uint8", [1, 8, 8], "lz4")])
+        rng = _rng(f"checksum-{checksum}")
+        samples = [{"image": _values("float32", (2, 8, 8), rng), "mask": _values("uint8", (1, 8, 8), rng)}
+                   for _ in range(6)]
+        out.append(valid(f"checksum-{checksum}", f"tables written with {checksum} block checksums (SPEC.md 6: "
+                         "readers must read both portable checksum types)", doc, samples, checksum=checksum))
 
     rng = _rng("mixed-compressions")
     codecs = sorted(spec.COMPRESSIONS)
@@ -462,7 +473,7 @@ def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> No
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     for group, v in vectors():
         path = os.path.join(out, "vectors", group, v.name)
-        write_raw(os.path.join(path, "dataset"), v.cfs, v.puts)
+        write_raw(os.path.join(path, "dataset"), v.cfs, v.puts, v.checksum)
         with open(os.path.join(path, "expected.json"), "w", encoding="utf-8") as fh:
             fh.write(_dump_json(v.expected))
         log(f"{group}/{v.name}")

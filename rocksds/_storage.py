@@ -30,7 +30,8 @@ from . import spec
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
-__all__ = ["CFConfig", "Storage", "list_column_families", "rocksdb_version", "storage_error"]
+__all__ = ["CFConfig", "Storage", "TableFooter", "list_column_families", "read_table_footer", "rocksdb_version",
+           "storage_error"]
 
 _COMPRESSION = {
     "none": rd.DBCompressionType.none,
@@ -41,6 +42,7 @@ _COMPRESSION = {
     "zstd": rd.DBCompressionType.zstd,
     "bz2": rd.DBCompressionType.bz2,
 }
+_CHECKSUMS = {"crc32c": rd.ChecksumType.crc32c, "xxhash64": rd.ChecksumType.xxhash64}
 #: Files of a RocksDB directory a read-only open does not need.
 _PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
 T = TypeVar("T")
@@ -57,6 +59,7 @@ class CFConfig:
         block_size: data block size in bytes (values larger than this get a block of their own).
         bloom_bits: bloom filter bits per key; 0 disables the filter.
         write_buffer_bytes: memtable size before a flush to a table file.
+        checksum: block checksum type of new tables, one of ``rocksds.spec.PORTABLE_CHECKSUMS``.
     """
 
     compression: str = spec.DEFAULT_COMPRESSION
@@ -64,6 +67,7 @@ class CFConfig:
     block_size: int = 16 * 1024
     bloom_bits: int = 10
     write_buffer_bytes: int = 64 * 2**20
+    checksum: str = spec.TABLE_CHECKSUM
 
 
 def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -> RocksdsError:
@@ -101,7 +105,7 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     opts = rd.Options(raw_mode=True)
     table = rd.BlockBasedOptions()
     table.set_format_version(spec.TABLE_FORMAT_VERSION)
-    table.set_checksum_type(getattr(rd.ChecksumType, spec.TABLE_CHECKSUM)())
+    table.set_checksum_type(_CHECKSUMS[cfg.checksum]())
     table.set_block_size(cfg.block_size)
     if cfg.bloom_bits > 0:
         table.set_bloom_filter(cfg.bloom_bits, False)
@@ -125,6 +129,12 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> r
     opts = _cf_options(CFConfig(compression="none", bloom_bits=0), cache, create=create)
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
+    if not writable:
+        # Table files are immutable, so readers map them: an uncompressed block is then served
+        # (checksum verified on every read) straight from the OS page cache, which every process
+        # shares, instead of being copied into a private block cache. The block cache then holds
+        # only decompressed blocks of compressed fields.
+        opts.set_allow_mmap_reads(True)
     if writable:
         # Flushes RocksDB starts by itself (a full memtable) cover every
         # column family at once; see Storage.flush for the ones we ask for.
@@ -486,3 +496,41 @@ class Storage:
         finally:
             if self._shadow is not None:
                 self._shadow.remove()
+
+
+#: Size of a block-based table's footer for format_version >= 1 (RocksDB table/format.h).
+_FOOTER_BYTES = 53
+_BLOCK_BASED_MAGIC = 0x88E241B785F4CFF7
+#: RocksDB's ChecksumType enum, as stored in the footer.
+_CHECKSUM_NAMES = {0: "none", 1: "crc32c", 2: "xxhash", 3: "xxhash64", 4: "xxh3"}
+
+
+@dataclass(frozen=True)
+class TableFooter:
+    """What the footer of one table file says about its portability (SPEC.md 6)."""
+
+    format_version: int
+    checksum: str
+
+
+def read_table_footer(path: str) -> Optional[TableFooter]:
+    """The footer of the block-based table file at ``path``, or ``None`` if it is not one.
+
+    Read from the file's last bytes (checksum type byte, block handles,
+    format_version, magic number), without opening RocksDB, so a validator can
+    check every table's ``format_version`` and checksum type.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size < _FOOTER_BYTES:
+                return None
+            fh.seek(size - _FOOTER_BYTES)
+            footer = fh.read(_FOOTER_BYTES)
+    except OSError:
+        return None
+    if int.from_bytes(footer[-8:], "little") != _BLOCK_BASED_MAGIC:
+        return None
+    version = int.from_bytes(footer[-12:-8], "little")
+    return TableFooter(version, _CHECKSUM_NAMES.get(footer[0], f"unknown ({footer[0]})"))

@@ -19,12 +19,13 @@ reader ignores. ``rocksds validate PATH`` is the command-line front end.
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import asdict, dataclass, field as dc_field
 from typing import Any, Literal, Optional
 
 from . import spec
-from ._storage import Storage, list_column_families
+from ._storage import Storage, list_column_families, read_table_footer
 from .errors import RocksdsError, SchemaError
 from .keys import decode_count, encode_key
 from .records import Codec
@@ -58,6 +59,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "invalid-utf8": (ERROR, "a str record is not valid UTF-8"),
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
+    "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
     "uncommitted-record": (WARNING, "a record at or beyond count (left by an interrupted ingest; dropped on next append)"),
     "extra-column-family": (WARNING, "a column family that no field of the schema names"),
     "extra-record": (WARNING, "a record in the 'default' column family, where the format stores nothing"),
@@ -191,6 +193,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
     if spec.META_CF not in cfs:
         report.add("missing-metadata", f"no {spec.META_CF!r} column family: this RocksDB database is not a rocksds dataset")
         return report
+    _check_tables(report, path)
     meta = _open(report, path, [spec.META_CF])
     if meta is None:
         return report
@@ -216,6 +219,21 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
 
 
 # ---------------------------------------------------------------------- opening
+
+
+def _check_tables(report: Report, path: str) -> None:
+    """Every table file's footer names a portable checksum type and format_version (SPEC.md 6)."""
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if not name.endswith(".sst") or name.startswith(".") or not stat.S_ISREG(os.lstat(full).st_mode):
+            continue
+        footer = read_table_footer(full)
+        if footer is None:
+            continue  # not a block-based table: RocksDB reports it when it opens the file
+        if footer.checksum not in spec.PORTABLE_CHECKSUMS or footer.format_version > spec.TABLE_FORMAT_VERSION:
+            report.add("non-portable-table", f"table file {name}: checksum {footer.checksum}, format_version "
+                       f"{footer.format_version} (portable: {sorted(spec.PORTABLE_CHECKSUMS)}, format_version <= "
+                       f"{spec.TABLE_FORMAT_VERSION})")
 
 
 def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:

@@ -67,6 +67,22 @@ def test_regeneration_matches_committed_vectors(regenerated) -> None:
             assert a.read() == b.read(), name
 
 
+def test_vector_tables_are_portable_and_cover_both_checksums() -> None:
+    from rocksds._storage import read_table_footer
+
+    seen = set()
+    for v in ALL:
+        folder = os.path.join(VECTORS, v, "dataset")
+        want = "crc32c" if v.endswith("/checksum-crc32c") else rocksds.spec.TABLE_CHECKSUM
+        for name in os.listdir(folder):
+            if name.endswith(".sst"):
+                footer = read_table_footer(os.path.join(folder, name))
+                assert footer is not None and footer.format_version <= rocksds.spec.TABLE_FORMAT_VERSION, (v, name)
+                assert footer.checksum == want, (v, name, footer)
+                seen.add(footer.checksum)
+    assert seen == set(rocksds.spec.PORTABLE_CHECKSUMS)
+
+
 def test_vectors_hold_only_reader_files_and_are_small() -> None:
     total = 0
     for v in ALL:

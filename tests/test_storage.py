@@ -28,7 +28,7 @@ def test_tables_use_portable_format_version_and_checksum(small_dataset):
     opts = _table_options(str(path))
     for cf in ["__rocksds__", "image", "mask", "label", "points"]:
         assert opts[cf]["format_version"] == str(spec.TABLE_FORMAT_VERSION)
-        assert opts[cf]["checksum"] == "kCRC32c"
+        assert opts[cf]["checksum"] == "kxxHash64"
 
 
 def test_close_flushes_every_column_family_to_tables(small_dataset):

@@ -64,3 +64,15 @@ def test_rocksdb6_reads_the_tables(tmp_path):
     cf = db.get_column_family(b"image")
     value = db.get((cf, (11).to_bytes(8, "big")))
     np.testing.assert_array_equal(np.frombuffer(value, "<f4").reshape(4, 64, 64), images[11])
+
+
+def test_validator_reports_a_table_with_a_non_portable_footer(tmp_path):
+    path = str(tmp_path / "d.rds")
+    _write(path)
+    assert rocksds.validate(path).ok
+    sst = sorted(glob.glob(os.path.join(path, "*.sst")))[0]
+    with open(sst, "r+b") as fh:  # footer: ..., format_version (4 bytes LE), magic (8 bytes)
+        fh.seek(-12, os.SEEK_END)
+        fh.write((6).to_bytes(4, "little"))
+    assert "non-portable-table" in rocksds.validate(path).codes()
+

@@ -83,9 +83,28 @@ def _edit_doc(path: str, edit: Callable[[dict], None]) -> None:
         st.write([(META_CF, SCHEMA_KEY, msgpack.packb(doc))])
 
 
-def _rdict(path: str) -> rd.Rdict:
+def _portable() -> rd.Options:
+    """Options whose tables follow SPEC.md 6, so a breaker changes only what it means to."""
+    opts = rd.Options(raw_mode=True)
+    table = rd.BlockBasedOptions()
+    table.set_format_version(5)
+    table.set_checksum_type(rd.ChecksumType.xxhash64())
+    opts.set_block_based_table_factory(table)
+    return opts
+
+
+def _rdict(path: str, options=_portable) -> rd.Rdict:
     names = rd.Rdict.list_cf(path, rd.Options(raw_mode=True))
-    return rd.Rdict(path, rd.Options(raw_mode=True), column_families={n: rd.Options(raw_mode=True) for n in names})
+    return rd.Rdict(path, options(), column_families={n: options() for n in names})
+
+
+def _non_portable_table(path: str) -> None:
+    """A flushed table in RocksDB 9's own defaults (format_version 6, xxh3), holding an ignored metadata key."""
+    db = _rdict(path, lambda: rd.Options(raw_mode=True))
+    cf = db.get_column_family(META_CF)
+    cf[b"reserved-for-later"] = b"x"
+    cf.flush(True)
+    db.close()
 
 
 def _field(doc: dict, name: str) -> dict:
@@ -100,7 +119,7 @@ def _drop_cf(path: str) -> None:
 
 def _extra_cf(path: str) -> None:
     db = _rdict(path)
-    cf = db.create_column_family("leftover", rd.Options(raw_mode=True))
+    cf = db.create_column_family("leftover", _portable())
     cf[encode_key(0)] = b"x"
     db.close()
 
@@ -154,6 +173,7 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "invalid-utf8": lambda p: _put(p, "s", encode_key(4), b"\xc3\x28"),
     "bad-bool": lambda p: _put(p, "flag", encode_key(0), b"\x07"),
     "corrupt-block": _corrupt_sst,
+    "non-portable-table": _non_portable_table,
     "uncommitted-record": lambda p: _put(p, "a", encode_key(N), b"\x00" * 8),
     "extra-column-family": _extra_cf,
     "extra-record": lambda p: _put(p, "default", b"stray", b"x"),
