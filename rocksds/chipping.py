@@ -231,7 +231,7 @@ def plan_chips(
     split_block: int = 2048,
     seed: int = 0,
     classes: Optional[Sequence[str]] = None,
-    compression: str = "lz4",
+    compression: Optional[str] = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     tasks: int = 16,
@@ -247,7 +247,7 @@ def plan_chips(
         split_block: side of the square blocks splits are dealt by, in pixels.
         seed: seeds the block shuffle.
         classes: class names stored in ``attrs["classes"]``.
-        compression: RocksDB codec of the input fields.
+        compression: RocksDB codec of the input fields (``None``: per dtype, see :class:`rocksds.Field`).
         batch_bytes: most bytes one windowed read may hold.
         cache_bytes: GDAL block cache per process.
         tasks: about how many tasks (units of parallel work, bands of chip rows) to cut the work into;

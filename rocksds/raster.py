@@ -201,7 +201,7 @@ def ingest_raster(
     split_block: int = 2048,
     seed: int = 0,
     classes: Optional[Sequence[str]] = None,
-    compression: str = "lz4",
+    compression: Optional[str] = None,
     workers: int = 1,
     scheduler: Any = None,
     staging_dir: Optional[str] = None,

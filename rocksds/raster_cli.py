@@ -51,7 +51,8 @@ def _command(args: argparse.Namespace) -> str:
                   str(args.split_block), "--seed", str(args.seed)]
     if args.classes:
         parts += ["--classes", args.classes]
-    parts += ["--compression", args.compression]
+    if args.compression:
+        parts += ["--compression", args.compression]
     return shlex.join(parts)
 
 
@@ -133,7 +134,7 @@ def register(sub: Any) -> None:
     p.add_argument("--split-block", type=int, default=2048, help="side of the split blocks in pixels (default 2048)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split-block shuffle (default 0)")
     p.add_argument("--classes", help="comma-separated class names for attrs['classes']")
-    p.add_argument("--compression", default="lz4", help="compression of the raster fields (default lz4)")
+    p.add_argument("--compression", help="compression of the raster fields (default: none for floating point, lz4 otherwise)")
     p.add_argument("--workers", type=int, default=1, help="processes; > 1 builds in parallel via SST files")
     p.add_argument("--scheduler", help="run the tasks on Dask: dask://host:port (needs rocksds[dask])")
     p.add_argument("--staging-dir", help="spool/SST directory (shared storage with --scheduler)")

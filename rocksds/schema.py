@@ -23,9 +23,14 @@ from pydantic import field_validator, model_validator
 from . import spec
 from .errors import SchemaError, UnsupportedFeatureError, UnsupportedVersionError
 
-__all__ = ["Field", "Schema", "document_json_schema"]
+__all__ = ["Field", "Schema", "default_compression", "document_json_schema"]
 
 Dim = Optional[int]
+
+
+def default_compression(dtype: str) -> str:
+    """The codec the reference writer gives a field of ``dtype`` that names none (SPEC.md 6)."""
+    return spec.DEFAULT_FLOAT_COMPRESSION if dtype in spec.FLOAT_DTYPES else spec.DEFAULT_COMPRESSION
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -89,7 +94,10 @@ class Field(_Model):
         shape: one entry per dimension, an integer >= 0 or ``None`` for a
             dimension whose length varies per sample; ``()`` is a scalar.
         compression: RocksDB codec for the field's column family, one of
-            ``rocksds.spec.COMPRESSIONS``.
+            ``rocksds.spec.COMPRESSIONS``. ``None`` (the default) picks ``none``
+            for floating-point and complex dtypes, which rarely compress and
+            are read fastest straight from the OS page cache, and ``lz4`` for
+            the rest (:func:`default_compression`).
         compression_level: codec level (zstd, zlib, lz4hc); ``None`` for the codec default.
         column_family: RocksDB column family; defaults to the field's name.
     """
@@ -98,9 +106,16 @@ class Field(_Model):
 
     dtype: str
     shape: tuple[Dim, ...] = ()
-    compression: str = spec.DEFAULT_COMPRESSION
+    compression: str = None  # type: ignore[assignment]  # filled from dtype by _default_compression
     compression_level: Optional[int] = None
     column_family: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_compression(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("compression") is None and isinstance(data.get("dtype"), str):
+            data = {**data, "compression": default_compression(data["dtype"])}
+        return data
 
     @field_validator("dtype")
     @classmethod
@@ -314,7 +329,7 @@ class Schema(_Model):
         sample: Mapping[str, Any],
         *,
         attrs: Optional[Mapping[str, Any]] = None,
-        compression: str = spec.DEFAULT_COMPRESSION,
+        compression: Optional[str] = None,
         variable: Optional[Mapping[str, tuple[int, ...]]] = None,
     ) -> "Schema":
         """Build a schema from one example sample.
@@ -322,7 +337,7 @@ class Schema(_Model):
         Args:
             sample: field name -> array, scalar, ``str`` or ``bytes``.
             attrs: user metadata for the schema.
-            compression: codec for every field.
+            compression: codec for every field; ``None`` picks one per dtype (see :class:`Field`).
             variable: field name -> axes whose length varies per sample
                 (they become ``None`` in the shape).
         """

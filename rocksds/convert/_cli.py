@@ -134,8 +134,8 @@ def register(sub: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--field", action="append", metavar="SRC[=NAME]",
                         help="convert only this source array (repeatable); =NAME renames its field")
-    common.add_argument("--compression", default="lz4", metavar="CODEC[:LEVEL]",
-                        help="codec of every field (default lz4; e.g. zstd:9)")
+    common.add_argument("--compression", metavar="CODEC[:LEVEL]",
+                        help="codec of every field (default: none for floating point, lz4 otherwise; e.g. zstd:9)")
     common.add_argument("--field-compression", action="append", metavar="FIELD=CODEC[:LEVEL]",
                         help="codec of one field (repeatable)")
     common.add_argument("--attrs", metavar="JSON", help="user metadata: a JSON object, or @file.json")

@@ -123,8 +123,10 @@ def mark_variable(fields: Mapping[str, Field], variable: Optional[Mapping[str, S
     return out
 
 
-def parse_compression(text: str) -> tuple[str, Optional[int]]:
-    """``"zstd"`` -> ("zstd", None); ``"zstd:9"`` -> ("zstd", 9)."""
+def parse_compression(text: Optional[str]) -> tuple[Optional[str], Optional[int]]:
+    """``"zstd"`` -> ("zstd", None); ``"zstd:9"`` -> ("zstd", 9); ``None`` -> the per-dtype default."""
+    if text is None:
+        return None, None
     codec, sep, level = str(text).partition(":")
     if codec not in spec.COMPRESSIONS:
         raise InvalidArgumentError(f"unknown compression {codec!r}; expected one of {sorted(spec.COMPRESSIONS)}")
@@ -245,7 +247,7 @@ def _dir_bytes(path: str) -> int:
 def build_schema(
     source_fields: Mapping[str, Field],
     *,
-    compression: str,
+    compression: Optional[str],
     field_compression: Optional[Mapping[str, str]],
     attrs: Optional[Mapping[str, Any]],
 ) -> Schema:
@@ -270,7 +272,7 @@ def build_schema(
 class OutputOptions(TypedDict, total=False):
     """How every converter writes its output; the keyword arguments of :func:`convert_source`."""
 
-    compression: str
+    compression: Optional[str]
     field_compression: Mapping[str, str]
     attrs: Mapping[str, Any]
     overwrite: bool
@@ -281,7 +283,7 @@ def convert_source(
     source: Source,
     out: Union[str, "os.PathLike[str]"],
     *,
-    compression: str = spec.DEFAULT_COMPRESSION,
+    compression: Optional[str] = None,
     field_compression: Optional[Mapping[str, str]] = None,
     attrs: Optional[Mapping[str, Any]] = None,
     overwrite: bool = False,
@@ -292,7 +294,8 @@ def convert_source(
     Args:
         source: what to convert (closed when done).
         out: the dataset directory to create.
-        compression: codec of every field, ``"name"`` or ``"name:level"``.
+        compression: codec of every field, ``"name"`` or ``"name:level"``; ``None`` picks one per
+            dtype (``none`` for floating point, ``lz4`` otherwise; see :class:`rocksds.Field`).
         field_compression: field name -> codec, overriding ``compression``.
         attrs: user metadata stored in the schema.
         overwrite: replace an existing rocksds dataset at ``out``.
@@ -311,7 +314,7 @@ def convert_source(
 def _convert(
     source: Source,
     out: str,
-    compression: str,
+    compression: Optional[str],
     field_compression: Optional[Mapping[str, str]],
     attrs: Optional[Mapping[str, Any]],
     overwrite: bool,
