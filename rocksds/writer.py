@@ -29,6 +29,13 @@ __all__ = ["Writer", "create", "open_writer"]
 
 #: append() commits by itself once this many encoded bytes are pending.
 DEFAULT_COMMIT_BYTES = 64 * 2**20
+#: A field whose records in one commit add up to at least this many bytes is written as a sorted
+#: table file and ingested (each byte written once) instead of through the write-ahead log and a
+#: memtable flush (each byte written twice). Smaller columns, and ``count``, stay in the atomic
+#: WriteBatch, so small fields and small commits never make tiny table files, and a field's files
+#: hold at least this much each. Measured on 262 KB chips: 6,100 samples/s through tables vs 460
+#: through the WriteBatch and flush (benchmarks/results/REPORT.md).
+TABLE_COLUMN_BYTES = 8 * 2**20
 
 
 def table_config(field: Field) -> CFConfig:
@@ -86,15 +93,18 @@ class Writer:
             records beyond ``count``, which readers ignore and the next
             writer deletes when it opens.
         commit_bytes: pending bytes at which :meth:`append` commits by itself.
-        bulk: write each commit as one sorted table file per field and ingest
-            the files (RocksDB IngestExternalFile) instead of a WriteBatch: no
-            write-ahead log, no memtable, no flush, no compaction, so every
-            byte is written once. Commits stay atomic (the new ``count`` is
-            written after the tables; records beyond ``count`` left by a crash
-            are deleted at the next open for append). Each commit adds a file
-            per field, so commit in large chunks (``extend`` of many samples,
-            or a large ``commit_bytes``). Measured 2-3x faster writes on
-            262 KB chips than ``wal=False`` (see benchmarks/results/REPORT.md).
+        bulk: how records reach RocksDB. ``None`` (default): per commit and
+            field, a field whose records add up to ``TABLE_COLUMN_BYTES``
+            (8 MiB) or more is written as one sorted table file and ingested
+            (RocksDB IngestExternalFile: no write-ahead log, memtable, flush or
+            compaction, so every byte is written once); the other fields and
+            the new ``count`` go in one atomic WriteBatch afterwards. ``True``:
+            every field of every commit through table files and ``count``
+            synced after them (each commit adds a file per field, so commit
+            in large chunks). ``False``: everything through the WriteBatch.
+            Commits stay atomic in every mode: ingested records lie beyond
+            ``count`` until the WriteBatch that raises it, and records beyond
+            ``count`` left by a crash are deleted at the next open for append.
     """
 
     def __init__(
@@ -106,7 +116,7 @@ class Writer:
         sync: bool = False,
         wal: bool = True,
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
-        bulk: bool = False,
+        bulk: Optional[bool] = None,
     ) -> None:
         _check_commit_bytes(commit_bytes)
         self._storage: Optional[Storage] = storage
@@ -115,7 +125,9 @@ class Writer:
         self._count = count
         self._sync = bool(sync)
         self._wal = bool(wal)
-        self._bulk = bool(bulk)
+        self._bulk = None if bulk is None else bool(bulk)
+        #: WriteBatch commits made without the WAL that no flush has made durable yet.
+        self._unflushed = False
         self._commit_bytes = commit_bytes
         self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._tables = [table_config(f) for f in schema.fields.values()]
@@ -227,50 +239,64 @@ class Writer:
         return out
 
     def commit(self) -> None:
-        """Write every pending sample and the new count in one atomic write."""
+        """Write every pending sample and the new count in one atomic commit (see ``bulk``)."""
         storage = self._live()
         if not self._pending:
             return
-        if self._bulk:
-            self._commit_tables()
-            return
-        n = len(self._pending)
+        pending, n = self._pending, len(self._pending)
         keys = encode_keys(range(self._count, self._count + n))
-        puts: list[tuple[str, bytes, bytes]] = []
-        for j, (_codec, cf) in enumerate(self._codecs):
-            puts.extend((cf, k, rec[j]) for k, rec in zip(keys, self._pending))  # type: ignore[misc]
-        puts.extend(metadata_puts(None, self._count + n))
-        storage.write(puts, sync=self._sync, wal=self._wal)
+        tabled = self._tabled_columns(pending)
+        try:
+            if tabled:
+                # Ingested records lie beyond ``count`` (invisible) until the WriteBatch below.
+                self._ingest_columns(storage, keys, pending, tabled)
+            puts: list[tuple[str, bytes, bytes]] = []
+            for j, (_codec, cf) in enumerate(self._codecs):
+                if j not in tabled:
+                    puts.extend((cf, k, rec[j]) for k, rec in zip(keys, pending))  # type: ignore[misc]
+            puts.extend(metadata_puts(None, self._count + n))
+            everything_tabled = self._bulk is True
+            storage.write(puts, sync=self._sync or everything_tabled, wal=self._wal or everything_tabled)
+        except BaseException:
+            self._pending = pending
+            raise
+        if not (self._wal or self._bulk is True):
+            self._unflushed = True
         self._count += n
         self._pending = []
         self._pending_bytes = 0
 
-    def _commit_tables(self) -> None:
-        """Commit the pending samples as one sorted SST file per field (``bulk=True``)."""
-        pending, n = self._pending, len(self._pending)
-        keys = encode_keys(range(self._count, self._count + n))
+    def _tabled_columns(self, pending: list[list[bytes]]) -> set[int]:
+        """Indices of the fields this commit writes as table files (see ``bulk``)."""
+        if self._bulk is not None:
+            return set(range(len(self._codecs))) if self._bulk else set()
+        return {j for j in range(len(self._codecs)) if sum(len(rec[j]) for rec in pending) >= TABLE_COLUMN_BYTES}
+
+    def _ingest_columns(self, storage: Storage, keys: list[bytes], pending: list[list[bytes]], tabled: set[int]) -> None:
+        """Write the ``tabled`` fields' records as one sorted table file each and ingest them."""
+        if self._unflushed:
+            # The ingested files are durable at once; the no-WAL commits before them must be too,
+            # or a crash could keep these records and lose earlier ones.
+            storage.flush()
+            self._unflushed = False
         tag = uuid.uuid4().hex[:12]
-        tables: dict[str, list[str]] = {}
+        written: list[str] = []
         try:
-            for j, (codec, _cf) in enumerate(self._codecs):
+            for j in sorted(tabled):
                 path = os.path.join(self.path, f".bulk-{tag}-{j}.sst")
                 sst = Storage.sst_writer(self._tables[j])
                 sst.open(path)
-                tables[codec.name] = [path]
+                written.append(path)
                 for key, records in zip(keys, pending):
                     sst[key] = records[j]
                 sst.finish()
-            self._pending = []
-            self._pending_bytes = 0
-            self.ingest_tables(tables, n)
-        except BaseException:
-            self._pending = pending
-            raise
+                cf = self._codecs[j][1]
+                assert cf is not None
+                storage.ingest(cf, [path])
         finally:
-            for paths in tables.values():
-                for p in paths:
-                    if os.path.exists(p):  # ingest moved it unless something failed
-                        os.remove(p)
+            for p in written:
+                if os.path.exists(p):  # ingest moved it unless something failed
+                    os.remove(p)
 
     def ingest_tables(self, tables: Mapping[str, list[str]], n: int) -> None:
         """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
@@ -293,6 +319,9 @@ class Writer:
         missing = [name for name in self.schema.fields if not tables.get(name)]
         if missing:
             raise InvalidArgumentError(f"no SST files given for fields {missing}")
+        if self._unflushed:
+            storage.flush()  # see _ingest_columns
+            self._unflushed = False
         for name, f in self.schema.fields.items():
             assert f.column_family is not None
             storage.ingest(f.column_family, list(tables[name]))
@@ -340,7 +369,7 @@ def create(
     sync: bool = False,
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
-    bulk: bool = False,
+    bulk: Optional[bool] = None,
 ) -> Writer:
     """Create an empty dataset at ``path`` and return a :class:`Writer` for it.
 
@@ -399,7 +428,7 @@ def open_writer(
     sync: bool = False,
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
-    bulk: bool = False,
+    bulk: Optional[bool] = None,
 ) -> Writer:
     """Open an existing dataset for appending after its last committed sample.
 

@@ -65,10 +65,12 @@ def test_failed_bulk_commit_keeps_samples_pending_and_leaves_no_files(tmp_path, 
     w = rocksds.create(path, small_schema, bulk=True)
     w.extend(samples[:4])
 
-    def broken(tables, n):
+    def broken(self, cf, files):
         raise OSError("disk full")
 
-    monkeypatch.setattr(w, "ingest_tables", broken)
+    from rocksds._storage import Storage
+
+    monkeypatch.setattr(Storage, "ingest", broken)
     for s in samples[4:]:
         w.append(s)
     with pytest.raises(OSError):
