@@ -165,6 +165,9 @@ def _with_shadow(path: str, fn: Callable[["_Shadow"], T], *, keep: bool) -> tupl
         shadow = _Shadow(path)
         try:
             result = fn(shadow)
+        except RocksdsError:
+            shadow.remove()
+            raise
         except Exception as e:
             shadow.remove()
             if attempt + 1 < _OPEN_ATTEMPTS and "no such file" in str(e).lower():
@@ -295,11 +298,13 @@ class Storage:
     Use :meth:`open_read_only` or :meth:`open_writable`; never construct directly.
     """
 
-    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[_Shadow], writable: bool):
+    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[_Shadow], writable: bool,
+                 *, owns_shadow: bool = True):
         self.path = path
         self.writable = writable
         self._db: Optional[rd.Rdict] = db
         self._shadow = shadow
+        self._owns_shadow = owns_shadow
         self._cfs = {n: db.get_column_family(n) for n in names}
         self._handles = {n: db.get_column_family_handle(n) for n in names}
         self._read_opts = rd.ReadOptions()
@@ -327,6 +332,47 @@ class Storage:
 
         db, shadow = _with_shadow(path, open_db, keep=True)
         return cls(path, db, names, shadow, writable=False)
+
+    @classmethod
+    def open_snapshot(
+        cls,
+        path: str,
+        choose: "Callable[[list[str], Storage], tuple[Sequence[str], dict[str, CFConfig]]]",
+        cache_bytes: int,
+    ) -> "Storage":
+        """Open the column families a reader needs in one read-only snapshot, in two steps.
+
+        RocksDB cannot add column families to an open read-only database, and a
+        reader learns which ones it needs only from the schema. So one shadow
+        directory (one copy of the MANIFEST, every table file pinned) serves two
+        opens: ``choose(column_families, metadata_storage)`` reads the schema
+        through a metadata-only open and returns the column families to open and
+        their configs; the second open then sees exactly the same files. A writer
+        adding or deleting files meanwhile makes the whole step retry.
+        """
+
+        def open_both(shadow: _Shadow) -> "Storage":
+            present = rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True))
+            opts = _db_options(None, create=False, writable=False)
+            opts.set_db_log_dir(shadow.path)
+            if spec.META_CF not in present:
+                raise NotADatasetError(
+                    f"{path} is a RocksDB database but not a rocksds dataset (no {spec.META_CF!r} column family)"
+                )
+            meta_db = rd.Rdict(shadow.path, opts, column_families={spec.META_CF: _cf_options(CFConfig(), None, create=False)},
+                               access_type=rd.AccessType.read_only(False))
+            meta = cls(path, meta_db, [spec.META_CF], shadow, writable=False, owns_shadow=False)
+            try:
+                names, configs = choose(present, meta)
+            finally:
+                meta.close()
+            cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
+            cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
+            db = rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
+            return cls(path, db, names, shadow, writable=False)
+
+        storage, _shadow = _with_shadow(path, open_both, keep=True)
+        return storage
 
     @classmethod
     def open_writable(
@@ -375,6 +421,20 @@ class Storage:
                 raise error(e) from None
 
         return get_row
+
+    def point_getter(self, cf: str) -> "Callable[[bytes], Optional[bytes]]":
+        """A function returning one key's value in ``cf`` (``None`` if absent): a loop's hot path."""
+        get = self._cfs[cf].get
+        opts = self._read_opts
+        error = self._error
+
+        def get_one(key: bytes) -> Optional[bytes]:
+            try:
+                return get(key, None, opts)
+            except Exception as e:
+                raise error(e) from None
+
+        return get_one
 
     def multi_get(self, cf: str, keys: list[bytes]) -> list[Optional[bytes]]:
         """Many values in one RocksDB MultiGet, ``None`` where absent."""
@@ -494,7 +554,7 @@ class Storage:
         except Exception as e:
             raise self._error(e) from None
         finally:
-            if self._shadow is not None:
+            if self._shadow is not None and self._owns_shadow:
                 self._shadow.remove()
 
 

@@ -83,6 +83,19 @@ def _shared_block(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[
     ]
 
 
+def _in_one_shared_block(tensors: Any) -> bool:
+    """Whether every tensor is a contiguous view into one shared-memory storage."""
+    ptr = None
+    for t in tensors:
+        if not (t.is_shared() and t.is_contiguous()):
+            return False
+        p = t.untyped_storage().data_ptr()
+        if ptr is not None and p != ptr:
+            return False
+        ptr = p
+    return ptr is not None
+
+
 def _numel(shape: Sequence[int]) -> int:
     n = 1
     for d in shape:
@@ -184,9 +197,11 @@ def collate(batch: Sequence[Mapping[str, Any]]) -> Sample:
         return _stack(batch, shared=shared)
     if not shared:
         return dict(batch.stacked)
+    tensors = {k: v for k, v in batch.stacked.items() if isinstance(v, torch.Tensor)}
+    if _in_one_shared_block(tensors.values()):
+        return _SharedBatch(batch.stacked)  # RocksDataset read the records straight into shared memory
     # In a worker, copy the fetched tensors into one shared-memory block: the
     # copy PyTorch would make per tensor when sending them, done once.
-    tensors = {k: v for k, v in batch.stacked.items() if isinstance(v, torch.Tensor)}
     out = dict(batch.stacked)
     for (key, value), dest in zip(tensors.items(), _shared_block([(tuple(v.shape), v.dtype) for v in tensors.values()])):
         out[key] = dest.copy_(value)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset as _MapDataset
 from torch.utils.data import get_worker_info
 
-from ._torch_batch import Batch, Sample, _as_tensor, stack_samples
+from ._torch_batch import Batch, Sample, _as_tensor, _shared_block, stack_samples
 from .errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
 from .reader import DEFAULT_CACHE_GB, Dataset, open_dataset
 
@@ -46,8 +46,11 @@ class _Handle:
         if ds is None or self._pid != os.getpid():
             if ds is not None:
                 _INHERITED.append(ds)
-            ds = open_dataset(self.path, fields=self.fields, cache_gb=self.cache_gb)
-            if get_worker_info() is not None:
+            worker = get_worker_info()
+            # cache_gb is the whole DataLoader's budget: each worker gets its share.
+            share = self.cache_gb / worker.num_workers if worker is not None else self.cache_gb
+            ds = open_dataset(self.path, fields=self.fields, cache_gb=share)
+            if worker is not None:
                 # Worker processes end with os._exit, which skips weakref finalizers: close explicitly.
                 multiprocessing.util.Finalize(ds, ds.close, exitpriority=0)
             self._ds, self._pid = ds, os.getpid()
@@ -80,7 +83,11 @@ class RocksDataset(_MapDataset):
         transform: called on each sample dict; returns the sample to use.
         batch_transform: called on each stacked batch dict (after
             ``transform``) inside ``__getitems__``; requires ``use_getitems``.
-        cache_gb: RocksDB block cache per process, in GiB.
+        cache_gb: RocksDB block cache in GiB for the whole DataLoader: each of
+            ``num_workers`` workers gets ``cache_gb / num_workers``. It holds
+            decompressed blocks of compressed fields; uncompressed fields are
+            read straight from the OS page cache, which all workers share, so
+            memory use stays bounded whatever the number of workers.
         use_getitems: offer ``__getitems__`` to the DataLoader (one MultiGet
             per field and batch). ``False`` makes the DataLoader call
             ``__getitem__`` once per sample; useful for comparisons.
@@ -146,11 +153,16 @@ class RocksDataset(_MapDataset):
             bad = idx[(idx < -self._len) | (idx >= self._len)][0]
             raise IndexOutOfRangeError(f"index {int(bad)} out of range for dataset of {self._len} samples")
         idx %= max(self._len, 1)
-        raw = self._handle.get().get_batch(idx)
+        ds = self._handle.get()
         n = len(idx)
+        shared = self._shared_out(ds, n)
+        raw = ds.get_batch(idx, out={k: t.numpy() for k, t in shared.items()})
         stacked: Sample = {}
         for key, value in raw.items():
-            stacked[key] = torch.from_numpy(value) if isinstance(value, np.ndarray) else [_as_tensor(v) for v in value]
+            if key in shared:
+                stacked[key] = shared[key]
+            else:
+                stacked[key] = torch.from_numpy(value) if isinstance(value, np.ndarray) else [_as_tensor(v) for v in value]
         if self.transform is not None:
             stacked = stack_samples([self.transform(s) for s in Batch(stacked, n)])
         if self.batch_transform is not None:
@@ -161,3 +173,17 @@ class RocksDataset(_MapDataset):
                 )
             stacked = dict(stacked)
         return Batch(stacked, n)
+
+    def _shared_out(self, ds: Dataset, n: int) -> dict[str, torch.Tensor]:
+        """In a DataLoader worker, tensors in one shared-memory block for the fixed-shape fields.
+
+        The reader writes the records straight into them, and :func:`collate`
+        sends the block to the main process as is: each byte is copied once
+        between RocksDB and the training loop. Empty outside workers, or when
+        a per-sample ``transform`` rebuilds the batch anyway.
+        """
+        if self.transform is not None or get_worker_info() is None:
+            return {}
+        fixed = {name: f for name, f in ds.schema.fields.items() if not f.is_variable}
+        specs = [((n, *f.shape), torch.from_numpy(np.empty(0, f.numpy_dtype)).dtype) for f in fixed.values()]
+        return dict(zip(fixed, _shared_block(specs))) if fixed else {}

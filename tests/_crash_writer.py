@@ -4,7 +4,10 @@ Run as a script::
 
     python _crash_writer.py PATH MODE OP SEED [PAUSE [FLUSH_EVERY]]
 
-``MODE`` is ``wal`` or ``nowal`` (``Writer(wal=False)``). ``OP`` is how samples
+``MODE`` is ``wal`` or ``nowal`` (``Writer(wal=False)``), optionally with ``+tables``: the
+writer's table-file threshold is lowered to 1 KiB, so the image and tokens columns of most
+commits are ingested as table files while label, name and count go through the
+WriteBatch (the path large samples take by default). ``OP`` is how samples
 go in: ``append`` (``Writer.append`` with a small ``commit_bytes``, so commits
 also happen by themselves), ``extend`` (an iterable of sample dicts),
 ``stacked`` (a dict of stacked columns), or ``create`` (only create the
@@ -76,7 +79,9 @@ def _say(line: str) -> None:
 
 
 def main(path: str, mode: str, op: str, seed: int, pause: float = 0.004, flush_every: float = 8) -> None:
-    wal = mode == "wal"
+    wal = mode.split("+")[0] == "wal"
+    if mode.endswith("+tables"):
+        rocksds.writer.TABLE_COLUMN_BYTES = 1024
     rng = np.random.default_rng(seed)
     if op == "create":
         _say("imported")

@@ -208,3 +208,62 @@ def test_missing_field_column_family_is_named(tmp_path):
     with pytest.raises(rocksds.CorruptionError, match="field 'b' has no column family 'b'"):
         rocksds.open(tmp_path / "d")
     assert rocksds.open(tmp_path / "d", fields=["a"]).fields == ("a",)
+
+
+@pytest.fixture
+def chips(tmp_path):
+    """A dataset whose image records (8 KiB) are batch-read by point lookups, beside MultiGet fields."""
+    rng = np.random.default_rng(5)
+    data = {"image": rng.random((40, 2, 32, 32), dtype=np.float32),
+            "mask": rng.integers(0, 4, (40, 1, 32, 32), dtype=np.uint8),
+            "flag": rng.integers(0, 2, (40, 64, 64)).astype(bool),
+            "label": np.arange(40, dtype=np.int64)}
+    schema = rocksds.Schema(fields={k: rocksds.Field(dtype=v.dtype.name, shape=v.shape[1:]) for k, v in data.items()})
+    path = tmp_path / "chips.rds"
+    with rocksds.create(path, schema) as w:
+        w.extend(data)
+    return path, data
+
+
+def test_batches_of_large_and_small_records_equal_the_source(chips):
+    from rocksds.reader import MULTIGET_MAX_RECORD_BYTES
+
+    path, data = chips
+    assert data["image"][0].nbytes > MULTIGET_MAX_RECORD_BYTES >= data["label"][0].nbytes
+    idx = np.array([39, 0, 17, 17, -1, 5])
+    with rocksds.open(path) as ds:
+        batch = ds.get_batch(idx)
+        for name, column in data.items():
+            np.testing.assert_array_equal(batch[name], column[idx])
+            assert batch[name].flags.writeable and batch[name].dtype == column.dtype
+
+
+def test_get_batch_fills_the_arrays_it_is_given(chips):
+    path, data = chips
+    idx = [3, 1, 4, 1, 5]
+    with rocksds.open(path) as ds:
+        out = {"image": np.zeros((5, 2, 32, 32), np.float32), "label": np.zeros(5, np.int64)}
+        batch = ds.get_batch(idx, out=out)
+        assert batch["image"] is out["image"] and batch["label"] is out["label"]
+        np.testing.assert_array_equal(out["image"], data["image"][idx])
+        np.testing.assert_array_equal(out["label"], data["label"][idx])
+        np.testing.assert_array_equal(batch["mask"], data["mask"][idx])
+        for bad in ({"image": np.zeros((4, 2, 32, 32), np.float32)}, {"image": np.zeros((5, 2, 32, 32), np.float64)},
+                    {"image": np.zeros((5, 2, 32, 64), np.float32)[..., :32]}, {"nope": np.zeros(5)}):
+            with pytest.raises(InvalidArgumentError):
+                ds.get_batch(idx, out=bad)
+
+
+def test_a_count_ahead_of_the_records_fails_at_open(chips):
+    # What a reader would see if its snapshot had the new count but not the tables of that commit.
+    path, data = chips
+    with rocksds.open(path, mode="a", bulk=False) as w:
+        w.extend({k: v[:2] for k, v in data.items()})
+    storage = Storage.open_writable(str(path), {cf: CFConfig() for cf in ["__rocksds__", *data]}, create=False)
+    try:
+        storage.delete_range("mask", (41).to_bytes(8, "big"), (42).to_bytes(8, "big"))
+    finally:
+        storage.close()
+    with pytest.raises(rocksds.CorruptionError, match="'mask' has no record for sample 41"):
+        rocksds.open(path)
+    assert len(rocksds.open(path, fields=["image"])) == 42

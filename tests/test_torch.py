@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import warnings
+from types import SimpleNamespace
 from collections import Counter
 
 import numpy as np
@@ -209,7 +210,7 @@ def test_worker_batches_share_one_block(data, monkeypatch):
 
     path, samples = data
     ds = RocksDataset(path)
-    fake_worker_info(monkeypatch, lambda: object())  # collate as if in a worker
+    fake_worker_info(monkeypatch, lambda: SimpleNamespace(id=0, num_workers=1))  # collate as if in a worker
     packed = [collate(ds.__getitems__([4, 2, 9])), collate([ds[4], ds[2], ds[9]])]
     monkeypatch.undo()
     for batch in packed:
