@@ -49,13 +49,14 @@ def open(  # noqa: A001 - mirrors builtins.open / zarr.open
         mode: ``"r"`` returns a read-only :class:`Dataset`; ``"a"`` returns a
             :class:`Writer` that appends after the last committed sample.
         fields: (``"r"`` only) read only these fields.
-        cache_gb: (``"r"`` only) block cache size in GiB (default 0.25).
+        cache_gb: (``"r"`` only) block cache size in GiB (default: 0.25, or an eighth of the
+            process's cgroup memory limit when smaller; see :class:`Dataset`).
         **kwargs: passed to :class:`Dataset` (``"r"``) or :class:`Writer` (``"a"``).
     """
     if mode == "r":
-        from .reader import DEFAULT_CACHE_GB, open_dataset
+        from .reader import open_dataset
 
-        return open_dataset(path, fields=fields, cache_gb=DEFAULT_CACHE_GB if cache_gb is None else cache_gb, **kwargs)
+        return open_dataset(path, fields=fields, cache_gb=cache_gb, **kwargs)
     if mode == "a":
         if fields is not None or cache_gb is not None:
             raise InvalidArgumentError("fields and cache_gb apply to reading (mode='r') only")  # noqa: F405

@@ -30,7 +30,7 @@ from . import spec
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
-__all__ = ["CFConfig", "Storage", "TableFooter", "list_column_families", "read_table_footer", "rocksdb_version",
+__all__ = ["CFConfig", "Storage", "TableFooter", "list_column_families", "read_table_footer", "rocksdb_version", "table_bytes",
            "storage_error"]
 
 _COMPRESSION = {
@@ -128,15 +128,14 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     return opts
 
 
-def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> rd.Options:
+def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap: bool = False) -> rd.Options:
     opts = _cf_options(CFConfig(compression="none", bloom_bits=0), cache, create=create)
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
-    if not writable:
-        # Table files are immutable, so readers map them: an uncompressed block is then served
-        # (checksum verified on every read) straight from the OS page cache, which every process
-        # shares, instead of being copied into a private block cache. The block cache then holds
-        # only decompressed blocks of compressed fields.
+    if mmap:
+        # An uncompressed block is then served (checksum verified on every read) straight from
+        # the OS page cache, which every process shares, with no read system call and no copy
+        # into a private buffer; RocksDB caches only decompressed blocks of compressed fields.
         opts.set_allow_mmap_reads(True)
     if writable:
         # Flushes RocksDB starts by itself (a full memtable) cover every
@@ -342,6 +341,8 @@ class Storage:
         path: str,
         choose: "Callable[[list[str], Storage], tuple[Sequence[str], dict[str, CFConfig]]]",
         cache_bytes: int,
+        *,
+        mmap: bool = False,
     ) -> "Storage":
         """Open the column families a reader needs in one read-only snapshot, in two steps.
 
@@ -352,11 +353,12 @@ class Storage:
         through a metadata-only open and returns the column families to open and
         their configs; the second open then sees exactly the same files. A writer
         adding or deleting files meanwhile makes the whole step retry.
+        ``mmap`` maps the table files instead of reading blocks with ``pread``.
         """
 
         def open_both(shadow: _Shadow) -> "Storage":
             present = rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True))
-            opts = _db_options(None, create=False, writable=False)
+            opts = _db_options(None, create=False, writable=False, mmap=mmap)
             opts.set_db_log_dir(shadow.path)
             if spec.META_CF not in present:
                 raise NotADatasetError(
@@ -597,3 +599,19 @@ def read_table_footer(path: str) -> Optional[TableFooter]:
         return None
     version = int.from_bytes(footer[-12:-8], "little")
     return TableFooter(version, _CHECKSUM_NAMES.get(footer[0], f"unknown ({footer[0]})"))
+
+
+def table_bytes(path: str) -> int:
+    """Bytes of the table files in the database directory ``path`` (what readers would map)."""
+    total = 0
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.name.endswith(".sst") and not entry.name.startswith("."):
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        pass
+    except OSError:
+        return 0
+    return total

@@ -17,7 +17,7 @@ from torch.utils.data import get_worker_info
 
 from ._torch_batch import Batch, Sample, _as_tensor, _shared_block, stack_samples
 from .errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
-from .reader import DEFAULT_CACHE_GB, Dataset, open_dataset
+from .reader import Dataset, default_cache_bytes, open_dataset
 
 __all__ = ["RocksDataset"]
 
@@ -36,7 +36,7 @@ def _check_transform(name: str, fn: Any) -> None:
 class _Handle:
     """One read handle per process, opened on first use (never shared across a fork)."""
 
-    def __init__(self, path: str, fields: Optional[list[str]], cache_gb: float) -> None:
+    def __init__(self, path: str, fields: Optional[list[str]], cache_gb: Optional[float]) -> None:
         self.path, self.fields, self.cache_gb = path, fields, cache_gb
         self._ds: Optional[Dataset] = None
         self._pid = -1
@@ -48,7 +48,8 @@ class _Handle:
                 _INHERITED.append(ds)
             worker = get_worker_info()
             # cache_gb is the whole DataLoader's budget: each worker gets its share.
-            share = self.cache_gb / worker.num_workers if worker is not None else self.cache_gb
+            total = default_cache_bytes() / 2**30 if self.cache_gb is None else self.cache_gb
+            share = total / worker.num_workers if worker is not None else self.cache_gb
             ds = open_dataset(self.path, fields=self.fields, cache_gb=share)
             if worker is not None:
                 # Worker processes end with os._exit, which skips weakref finalizers: close explicitly.
@@ -63,7 +64,7 @@ class _Handle:
         self.__init__(**state)  # type: ignore[misc]
 
 
-def _probe(path: Any, fields: Optional[Sequence[str]], cache_gb: float) -> tuple[str, Optional[list[str]], int]:
+def _probe(path: Any, fields: Optional[Sequence[str]], cache_gb: Optional[float]) -> tuple[str, Optional[list[str]], int]:
     """Validate path and options once, up front: (path, fields, sample count)."""
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
@@ -84,7 +85,8 @@ class RocksDataset(_MapDataset):
         batch_transform: called on each stacked batch dict (after
             ``transform``) inside ``__getitems__``; requires ``use_getitems``.
         cache_gb: RocksDB block cache in GiB for the whole DataLoader: each of
-            ``num_workers`` workers gets ``cache_gb / num_workers``. It holds
+            ``num_workers`` workers gets ``cache_gb / num_workers`` (default:
+            see :class:`rocksds.Dataset`). It holds
             decompressed blocks of compressed fields; uncompressed fields are
             read straight from the OS page cache, which all workers share, so
             memory use stays bounded whatever the number of workers.
@@ -104,7 +106,7 @@ class RocksDataset(_MapDataset):
         transform: Optional[Transform] = None,
         batch_transform: Optional[Transform] = None,
         *,
-        cache_gb: float = DEFAULT_CACHE_GB,
+        cache_gb: Optional[float] = None,
         use_getitems: bool = True,
     ) -> None:
         _check_transform("transform", transform)

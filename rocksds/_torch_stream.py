@@ -20,7 +20,7 @@ from ._schedule import UNEVEN_MODES, Schedule, key_runs
 from ._torch_batch import Sample, _as_tensor
 from ._torch_map import Transform, _check_transform, _Handle, _probe
 from .errors import ArgumentTypeError, InvalidArgumentError
-from .reader import DEFAULT_CACHE_GB
+
 
 __all__ = ["RocksIterableDataset", "ResumableSampler", "STATE_VERSION"]
 
@@ -53,7 +53,8 @@ class RocksIterableDataset(_IterDataset):
         world_size: number of ranks sharing each epoch.
         uneven: ``"exact"``, ``"drop"`` or ``"pad"``: how to split an epoch
             that ``world_size`` does not divide (module docstring).
-        cache_gb: RocksDB block cache per process, in GiB.
+        cache_gb: RocksDB block cache in GiB for the whole DataLoader, split across its workers
+            (as for :class:`RocksDataset`).
     """
 
     def __init__(
@@ -70,7 +71,7 @@ class RocksIterableDataset(_IterDataset):
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
         uneven: str = "exact",
-        cache_gb: float = DEFAULT_CACHE_GB,
+        cache_gb: Optional[float] = None,
     ) -> None:
         _check_transform("transform", transform)
         for name, value in (("seed", seed), ("block_size", block_size), ("buffer_size", buffer_size)):

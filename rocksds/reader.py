@@ -18,7 +18,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._metadata import as_path, read_count, read_schema
-from ._storage import CFConfig, Storage
+from ._memory import memory_limit
+from ._storage import CFConfig, Storage, table_bytes
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
 from .errors import NotADatasetError
 from .keys import encode_key, encode_keys
@@ -28,8 +29,14 @@ from .spec import META_CF
 
 __all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB"]
 
-#: Default block cache, shared by the field column families of one handle.
+#: Default block cache of one handle (shared by its fields), at most; see :func:`default_cache_bytes`.
 DEFAULT_CACHE_GB = 0.25
+#: Readers map the table files when they take at most this fraction of the memory the process
+#: may use (``rocksds._memory.memory_limit``: its cgroup limit or RAM), and read each block
+#: with one ``pread`` otherwise. In memory, mapping saves a system call and a copy per block;
+#: on a dataset larger than memory, random page faults on a mapped file read one page at a time
+#: (measured on 1 MB chips in a 512 MiB cgroup: 50 samples/s mapped vs 312 with pread).
+MMAP_MAX_FRACTION = 0.5
 #: Refuse block caches larger than this (a typo guard, not a RocksDB limit).
 MAX_CACHE_GB = 1024.0
 #: Fixed-shape records up to this size are batch-read with one RocksDB MultiGet per field; larger
@@ -60,7 +67,18 @@ Sample = dict[str, Value]
 Batch = dict[str, Union[np.ndarray, list[Value]]]
 
 
+def default_cache_bytes() -> int:
+    """The block cache of a handle opened without ``cache_gb``: 0.25 GiB, or an eighth of the
+    memory this process may use (its cgroup limit) when that is smaller, so DataLoader workers
+    in a container stay within its limit."""
+    limit = memory_limit()
+    full = int(DEFAULT_CACHE_GB * 2**30)
+    return full if limit is None else min(full, limit // 8)
+
+
 def _cache_bytes(cache_gb: Any) -> int:
+    if cache_gb is None:
+        return default_cache_bytes()
     if isinstance(cache_gb, bool) or not isinstance(cache_gb, (int, float)):
         raise ArgumentTypeError(f"cache_gb must be a number of GiB, got {type(cache_gb).__name__}")
     if not math.isfinite(cache_gb) or not 0 <= cache_gb <= MAX_CACHE_GB:
@@ -119,7 +137,12 @@ class Dataset:
         fields: names of the fields to read (default: all, in schema order).
             Column families of other fields are not opened at all.
         cache_gb: size of the block cache shared by the opened fields, in GiB;
-            0 disables it (every read decompresses from the OS page cache).
+            0 disables it. ``None`` (default): 0.25 GiB, or an eighth of this
+            process's memory limit (cgroup) when that is smaller. The cache
+            holds decompressed blocks of compressed fields; when the table files
+            fit in half the memory the process may use they are memory-mapped,
+            and uncompressed blocks are then read straight from the OS page
+            cache, which every process shares, without using the block cache.
         bloom_bits: bloom filter bits per key used by lookups (must match how
             the tables were written to take effect; SPEC.md default 10).
     """
@@ -129,7 +152,7 @@ class Dataset:
         path: str | os.PathLike[str],
         *,
         fields: Optional[Sequence[str]] = None,
-        cache_gb: float = DEFAULT_CACHE_GB,
+        cache_gb: Optional[float] = None,
         bloom_bits: int = 10,
     ) -> None:
         self.path = as_path(path)
@@ -193,7 +216,9 @@ class Dataset:
             }
             return [META_CF, *configs], configs  # type: ignore[list-item]
 
-        storage = Storage.open_snapshot(self.path, choose, self._cache_bytes)
+        limit = memory_limit()
+        mmap = limit is None or table_bytes(self.path) <= MMAP_MAX_FRACTION * limit
+        storage = Storage.open_snapshot(self.path, choose, self._cache_bytes, mmap=mmap)
         self.full_schema = chosen["full"]
         return storage, chosen["schema"]
 
