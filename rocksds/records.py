@@ -33,7 +33,7 @@ class Codec:
     record itself needs.
     """
 
-    __slots__ = ("name", "field", "dtype", "shape", "nvar", "var_axes", "record_bytes", "_header", "_fixed")
+    __slots__ = ("name", "field", "dtype", "shape", "nvar", "var_axes", "record_bytes", "_header", "_fixed", "_bool")
 
     def __init__(self, name: str, field: Field) -> None:
         self.name = name
@@ -46,6 +46,8 @@ class Codec:
         self._header = np.dtype("<u4")
         #: A fixed-shape numeric field: decode is one length check and one frombuffer.
         self._fixed = field.dtype not in ("bytes", "str") and self.nvar == 0
+        #: bool records are checked byte by byte: numpy would return a byte 7 as a "true" that is not 1.
+        self._bool = field.dtype == "bool"
 
     # ------------------------------------------------------------------ encode
 
@@ -145,6 +147,8 @@ class Codec:
                 raise CorruptionError(
                     f"field {self.name!r}: record is {len(record)} bytes, expected {self.record_bytes}"
                 )
+            if self._bool:
+                self._check_bool(record)
             return np.frombuffer(record, dtype=self.dtype).reshape(self.shape)  # type: ignore[arg-type]
         kind = self.field.dtype
         if kind == "bytes":
@@ -161,7 +165,14 @@ class Codec:
                 )
             return np.frombuffer(record, dtype=self.dtype).reshape(self.shape)  # type: ignore[arg-type]
         shape = self.record_shape(record)
+        if self._bool:
+            self._check_bool(memoryview(record)[VAR_DIM_BYTES * self.nvar :])
         return np.frombuffer(record, dtype=self.dtype, offset=VAR_DIM_BYTES * self.nvar).reshape(shape)
+
+    def _check_bool(self, data: Any) -> None:
+        """SPEC.md 4: a bool element is the byte 0 or 1; anything else makes the record invalid."""
+        if bytes(data).translate(None, b"\x00\x01"):
+            raise CorruptionError(f"field {self.name!r}: bool record holds a byte other than 0 or 1")
 
     def record_shape(self, record: bytes) -> tuple[int, ...]:
         """The shape a variable-shape record declares, checked against its length."""
@@ -170,6 +181,13 @@ class Codec:
             raise CorruptionError(f"field {self.name!r}: record of {len(record)} bytes is shorter than its header")
         dims = iter(int(d) for d in np.frombuffer(record, dtype=self._header, count=self.nvar))
         shape = tuple(next(dims) if d is None else d for d in self.shape)
+        # SPEC.md 5.5: the actual shape obeys the record-size limit with every 0 counted as 1, so a
+        # zero-length record cannot declare a shape numpy refuses to describe ("array is too big").
+        if math.prod(d or 1 for d in shape) * self.dtype.itemsize > MAX_RECORD_BYTES:
+            raise CorruptionError(
+                f"field {self.name!r}: header declares shape {shape}, beyond the {MAX_RECORD_BYTES}-byte "
+                "record-size limit (a 0 counted as 1)"
+            )
         expected = math.prod(shape) * self.dtype.itemsize
         if len(record) - hb != expected:
             raise CorruptionError(
@@ -189,6 +207,9 @@ class Codec:
             bad = next(len(r) for r in records if len(r) != size)
             raise CorruptionError(f"field {self.name!r}: record is {bad} bytes, expected {size}")
         total = n * size
+        if self._bool:
+            for r in records:
+                self._check_bool(r)
         if total < _JOIN_BELOW:
             buf: Any = bytearray().join(records)  # one C-level copy; writable
         else:
@@ -214,12 +235,15 @@ class Codec:
         if kind == "bytes":
             return None
         try:
-            arr = self.decode(record)
+            if self.nvar:
+                self.record_shape(record)
+            elif len(record) != self.record_bytes:
+                return "bad-record-length", f"record is {len(record)} bytes, expected {self.record_bytes}"
         except CorruptionError as e:
-            code = "bad-record-length" if self.nvar == 0 else "bad-variable-header"
-            return code, str(e).split(": ", 1)[1]
-        if kind == "bool" and isinstance(arr, np.ndarray) and arr.size:
-            raw = np.frombuffer(record, dtype=np.uint8, offset=VAR_DIM_BYTES * self.nvar)
-            if raw.max() > 1:
-                return "bad-bool", "bool record holds a byte other than 0 or 1"
+            return "bad-variable-header", str(e).split(": ", 1)[1]
+        if self._bool:
+            try:
+                self._check_bool(memoryview(record)[VAR_DIM_BYTES * self.nvar :])
+            except CorruptionError as e:
+                return "bad-bool", str(e).split(": ", 1)[1]
         return None
