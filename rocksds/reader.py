@@ -19,11 +19,11 @@ import numpy as np
 from ._metadata import as_path, check_is_dataset, read_count, read_schema
 from ._storage import CFConfig, Storage
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
-from .errors import NotADatasetError
+from .errors import NotADatasetError, RocksdsError
 from .keys import encode_key, encode_keys
 from .records import Codec, Value
 from .schema import Schema
-from .spec import META_CF
+from .spec import META_CF, SCHEMA_KEY
 
 __all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB"]
 
@@ -31,6 +31,9 @@ __all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB"]
 DEFAULT_CACHE_GB = 0.25
 #: Refuse block caches larger than this (a typo guard, not a RocksDB limit).
 MAX_CACHE_GB = 1024.0
+
+#: How often opening starts over when the dataset is replaced between its two opens.
+_OPEN_ATTEMPTS = 3
 
 #: Bumped in every child process forked through Python (os.fork, multiprocessing, DataLoader
 #: workers), so a handle notices the fork with an integer compare instead of a getpid() system
@@ -127,30 +130,48 @@ class Dataset:
     # ------------------------------------------------------------------ lifetime
 
     def _open(self) -> None:
-        existing = set(check_is_dataset(self.path))
-        probe = Storage.open_read_only(self.path, [META_CF], {}, 0)
-        try:
-            full = read_schema(probe)
-        finally:
-            probe.close()
-        schema = full.select(self._options["fields"])
-        for name, f in schema.fields.items():
-            if f.column_family not in existing:
-                raise CorruptionError(
-                    f"{self.path}: field {name!r} has no column family {f.column_family!r}; the dataset is "
-                    "damaged (run `rocksds validate` for details, or open it with fields=[...] to skip the field)"
-                )
-        names = [META_CF] + [f.column_family for f in schema.fields.values()]  # type: ignore[misc]
-        bloom = CFConfig(bloom_bits=self._options["bloom_bits"])
-        storage = Storage.open_read_only(self.path, names, {n: bloom for n in names[1:]}, self._cache_bytes)
-        try:
-            # Re-read under the handle that serves the reads: a writer may have committed since the probe.
-            self.full_schema = read_schema(storage)
-            self.schema: Schema = self.full_schema.select(self._options["fields"])
-            self._count = read_count(storage)
-        except BaseException:
+        # Two opens (SPEC.md 8): RocksDB cannot add column families to an open read-only
+        # database, and the schema names the ones to open. Between them a writer may commit
+        # (count only grows: it is read from the second open) or ``overwrite=True`` may swap in
+        # another dataset; the schema record is compared to notice that and start over.
+        for _attempt in range(_OPEN_ATTEMPTS):
+            existing = set(check_is_dataset(self.path))
+            probe = Storage.open_read_only(self.path, [META_CF], {}, 0)
+            try:
+                raw = probe.get(META_CF, SCHEMA_KEY)
+                full = read_schema(probe)
+            finally:
+                probe.close()
+            schema = full.select(self._options["fields"])
+            for name, f in schema.fields.items():
+                if f.column_family not in existing:
+                    raise CorruptionError(
+                        f"{self.path}: field {name!r} has no column family {f.column_family!r}; the dataset is "
+                        "damaged (run `rocksds validate` for details, or open it with fields=[...] to skip the field)"
+                    )
+            names = [META_CF] + [f.column_family for f in schema.fields.values()]  # type: ignore[misc]
+            bloom = CFConfig(bloom_bits=self._options["bloom_bits"])
+            try:
+                storage = Storage.open_read_only(self.path, names, {n: bloom for n in names[1:]}, self._cache_bytes)
+            except RocksdsError:
+                if _replaced(self.path, raw):
+                    continue  # the column families named by the old schema went with it
+                raise
+            try:
+                if storage.get(META_CF, SCHEMA_KEY) == raw:
+                    self.full_schema = full
+                    self.schema: Schema = schema
+                    self._count = read_count(storage)
+                    break
+            except BaseException:
+                storage.close()
+                raise
             storage.close()
-            raise
+        else:
+            raise CorruptionError(
+                f"{self.path} was replaced by another dataset {_OPEN_ATTEMPTS} times while being opened; "
+                "open it again once the writer replacing it has finished"
+            )
         self._codecs = [(Codec(n, f), f.column_family) for n, f in self.schema.fields.items()]
         self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]
         self._decoders = [(codec.name, codec.decode) for codec, _cf in self._codecs]
@@ -336,6 +357,18 @@ class Dataset:
 
     def __iter__(self) -> Iterator[Sample]:
         return self.iter()
+
+
+def _replaced(path: str, raw: Optional[bytes]) -> bool:
+    """Whether the schema record at ``path`` is no longer ``raw`` (the dataset was swapped)."""
+    try:
+        probe = Storage.open_read_only(path, [META_CF], {}, 0)
+    except RocksdsError:
+        return True
+    try:
+        return probe.get(META_CF, SCHEMA_KEY) != raw
+    finally:
+        probe.close()
 
 
 def open_dataset(path: str | os.PathLike[str], **kwargs: Any) -> Dataset:
