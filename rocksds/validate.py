@@ -28,7 +28,7 @@ from ._storage import Storage, list_column_families
 from .errors import RocksdsError, SchemaError
 from .keys import decode_count, encode_key
 from .records import Codec
-from .schema import Field, Schema, _parse_version, decode_document
+from .schema import Field, Schema, _parse_version, decode_document, is_writer_map
 
 __all__ = ["validate", "Issue", "Report", "CODES", "ERROR", "WARNING"]
 
@@ -48,6 +48,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unknown-compression": (ERROR, "a field's compression is not one of the format's codecs"),
     "unknown-reader-feature": (ERROR, "reader_features names a feature this implementation does not know"),
     "unknown-writer-feature": (WARNING, "writer_features names an unknown feature: readable, but not appendable"),
+    "malformed-writer-key": (WARNING, "writer_features is not a list of str (readable, not appendable), or writer "
+                             "not a map of str to str; readers ignore both"),
     "missing-count": (ERROR, "the metadata column family has no 'count' record"),
     "bad-count": (ERROR, "the 'count' record is not an 8-byte big-endian integer below 2**63"),
     "missing-column-family": (ERROR, "a field's column family does not exist"),
@@ -250,9 +252,11 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Opti
     if not isinstance(doc, dict):
         report.add("malformed-schema", f"the schema document must be a map, got {type(doc).__name__}")
         return {}, None
-    bad_format = doc.get("format") != spec.FORMAT_NAME
-    if bad_format:
-        report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
+    # SPEC.md 8: format, then version, then reader_features, then the rest; each check that fails
+    # ends the document's checks, since the later rules hold only for documents that pass it.
+    if doc.get("format") != spec.FORMAT_NAME:
+        report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {str(doc.get('format'))[:40]!r}")
+        return {}, None
     try:
         major, _minor = _parse_version(doc.get("version"))
     except SchemaError as e:
@@ -262,22 +266,37 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Opti
         report.add("unsupported-version",
                    f"format version {doc['version']} has major {major}; this validator knows major {spec.FORMAT_MAJOR}")
         return {}, None
-    for key, known, code in (("reader_features", spec.KNOWN_READER_FEATURES, "unknown-reader-feature"),
-                             ("writer_features", spec.KNOWN_WRITER_FEATURES, "unknown-writer-feature")):
-        value = doc.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            report.add("malformed-schema", f"{key!r} must be a list of strings")
-        elif set(value) - known:
-            report.add(code, f"{key} names features this implementation does not know: {sorted(set(value) - known)}")
+    features = doc.get("reader_features", [])
+    if not isinstance(features, list) or not all(isinstance(x, str) for x in features):
+        report.add("malformed-schema", "'reader_features' must be a list of strings")
+        return {}, None
+    if set(features) - spec.KNOWN_READER_FEATURES:
+        report.add("unknown-reader-feature", "reader_features names features this implementation does not know: "
+                   f"{sorted(set(features) - spec.KNOWN_READER_FEATURES)}")
+        return {}, None
+    _check_writer_keys(report, doc)
     fields, claimed, specific = _check_fields(report, doc.get("fields"))
-    if specific or bad_format:
+    if specific:
         return fields, claimed
     try:
-        # Rules spanning fields (duplicate names or column families), attrs, writer.
-        Schema.from_document({**doc, "reader_features": [], "writer_features": []})
+        # Rules spanning fields (duplicate names or column families), attrs.
+        Schema.from_document({**doc, "writer_features": []})
     except SchemaError as e:
         report.add("malformed-schema", str(e))
     return fields, claimed
+
+
+def _check_writer_keys(report: Report, doc: dict[str, Any]) -> None:
+    """``writer_features`` and ``writer``: rules for writers that readers ignore (SPEC.md 3.2), so warnings."""
+    features = doc.get("writer_features", [])
+    if not isinstance(features, list) or not all(isinstance(x, str) for x in features):
+        report.add("malformed-writer-key", "'writer_features' is not a list of strings: readers ignore it, "
+                   "but no writer can append")
+    elif set(features) - spec.KNOWN_WRITER_FEATURES:
+        report.add("unknown-writer-feature", "writer_features names features this implementation does not know: "
+                   f"{sorted(set(features) - spec.KNOWN_WRITER_FEATURES)}")
+    if not is_writer_map(doc.get("writer", {})):
+        report.add("malformed-writer-key", "'writer' is not a map of strings to strings (informational; readers ignore it)")
 
 
 def _check_fields(report: Report, raw: Any) -> tuple[dict[str, Field], set[str], bool]:

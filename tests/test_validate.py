@@ -144,6 +144,7 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "unknown-compression": lambda p: _edit_doc(p, lambda d: _field(d, "a").update(compression="brotli")),
     "unknown-reader-feature": lambda p: _edit_doc(p, lambda d: d.update(reader_features=["sharded"])),
     "unknown-writer-feature": lambda p: _edit_doc(p, lambda d: d.update(writer_features=["sharded"])),
+    "malformed-writer-key": lambda p: _edit_doc(p, lambda d: d.update(writer={"name": 3})),
     "missing-count": lambda p: _delete(p, META_CF, COUNT_KEY),
     "bad-count": lambda p: _put(p, META_CF, COUNT_KEY, b"\x00\x06"),
     "missing-column-family": _drop_cf,
