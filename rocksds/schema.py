@@ -203,7 +203,7 @@ class SchemaDocumentField(TypedDict):
     shape: list[Optional[int]]
     column_family: str
     compression: _CompressionName
-    compression_level: NotRequired[int]
+    compression_level: NotRequired[Optional[int]]
 
 
 class SchemaDocument(TypedDict):
