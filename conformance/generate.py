@@ -403,7 +403,7 @@ def _clarification_vectors() -> list[Vector]:
     out.append(valid("compression-mismatch", "the schema says 'none' but the tables of 'values' are snappy: the "
                      "codec recorded in the tables is what a reader decodes", doc,
                      [{"values": np.full(16, i, np.float32), "label": f"sample {i}"} for i in range(4)],
-                     tables={"values": "snappy"}))
+                     tables={"values": "snappy"}, warnings=["compression-mismatch"]))
     return out
 
 

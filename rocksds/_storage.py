@@ -459,6 +459,14 @@ class Storage:
 
     # ------------------------------------------------------------------ lifetime
 
+    def table_files(self) -> list[str]:
+        """File names (in ``path``) of the table files the database's current version holds."""
+        assert self._db is not None
+        try:
+            return sorted(os.path.basename(f["name"]) for f in self._db.live_files())
+        except Exception as e:
+            raise self._error(e) from None
+
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
         try:

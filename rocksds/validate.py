@@ -25,6 +25,7 @@ from typing import Any, Literal, Optional
 
 from . import spec
 from ._storage import Storage, list_column_families
+from ._tables import CODEC_NAMES, table_properties
 from .errors import RocksdsError, SchemaError
 from .keys import decode_count, encode_key
 from .records import Codec
@@ -60,6 +61,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "invalid-utf8": (ERROR, "a str record is not valid UTF-8"),
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
+    "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
+                             "(readers decode what the tables hold)"),
     "uncommitted-record": (WARNING, "a record at or beyond count (left by an interrupted ingest; dropped on next append)"),
     "extra-column-family": (WARNING, "a column family that no field of the schema names"),
     "extra-record": (WARNING, "a record in the 'default' column family, where the format stores nothing"),
@@ -393,6 +396,7 @@ def _check_records(
             if f.column_family in names:
                 report.fields.append(name)
                 _check_field(report, storage, name, f, count)
+        _check_table_codecs(report, path, storage, fields)
         for cf in others:
             if cf in names:
                 _scan_other(report, storage, cf, deep)
@@ -466,6 +470,30 @@ def _check_field(report: Report, storage: Storage, name: str, f: Field, count: O
         report.add("uncommitted-record", f"field {name!r}: {beyond} record(s) at or beyond count={count} "
                    "(left by an interrupted ingest; removed when the dataset is next opened for append)",
                    field=name, n=beyond)
+
+
+def _check_table_codecs(report: Report, path: str, storage: Storage, fields: dict[str, Field]) -> None:
+    """Compare each field's ``compression`` with the codec its table files record (SPEC.md 6).
+
+    The tables' codec is what readers decode, so a mismatch is a warning: it
+    misleads only a reader deciding from the schema whether it can open the field.
+    """
+    by_cf = {f.column_family: (name, f.compression) for name, f in fields.items()}
+    try:
+        files = storage.table_files()
+    except RocksdsError:
+        return  # the record checks already reported what RocksDB could not read
+    found: dict[str, set[str]] = {}
+    for fname in files:
+        props = table_properties(os.path.join(path, fname)) or {}
+        cf, codec = props.get("rocksdb.column.family.name"), CODEC_NAMES.get(props.get("rocksdb.compression", ""))
+        if cf in by_cf and codec is not None:
+            found.setdefault(cf, set()).add(codec)
+    for cf, codecs in sorted(found.items()):
+        name, declared = by_cf[cf]
+        if codecs - {declared}:
+            report.add("compression-mismatch", f"field {name!r}: the schema says {declared!r} but its tables are "
+                       f"{', '.join(sorted(codecs))}; readers decode what the tables hold", field=name)
 
 
 def _missing(report: Report, name: str, start: int, stop: int) -> None:

@@ -48,7 +48,7 @@ def _dataset(tmp_path, schema_bytes: bytes, name: str = "ds") -> str:
     """A dataset with one int8[2] field ``a`` holding 2 samples, under a schema record given as raw bytes."""
     path = str(tmp_path / name)
     records = [("a", rocksds.keys.encode_key(i), bytes([i, i])) for i in range(2)]
-    generate.write_raw(path, {spec.META_CF: "none", "a": "none"},
+    generate.write_raw(path, {spec.META_CF: "none", "a": spec.DEFAULT_COMPRESSION},
                        [(spec.META_CF, spec.SCHEMA_KEY, schema_bytes), (spec.META_CF, spec.COUNT_KEY,
                                                                         rocksds.keys.encode_count(2))] + records)
     return path
@@ -345,3 +345,53 @@ def test_runner_reports_an_implementation_that_cannot_start(tmp_path, capsys) ->
     out = capsys.readouterr().out
     assert status == 1 and "FAIL  read:valid/empty" in out and "cannot run" in out
     assert runner.split_impl("env VAR='a b' ./reader --x") == ["env", "VAR=a b", "./reader", "--x"]
+
+
+# ---------------------------------------------------------------------- 15. schema compression vs table codec
+
+
+def test_table_properties_name_each_files_codec_and_never_raise(tmp_path) -> None:
+    from rocksds._tables import CODEC_NAMES, table_properties
+
+    folder = os.path.join(runner.VECTORS, "valid", "mixed-compressions", "dataset")
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".sst"):
+            props = table_properties(os.path.join(folder, name))
+            found[props["rocksdb.column.family.name"]] = CODEC_NAMES[props["rocksdb.compression"]]
+    assert found == {spec.META_CF: "none", **{f"c_{c}": c for c in spec.COMPRESSIONS}}
+    data = open(os.path.join(folder, sorted(os.listdir(folder))[-1]), "rb").read()
+    for i, junk in enumerate([b"", b"x" * 100, data[: len(data) // 2], data[:-1], data[:-60] + data[-53:],
+                              bytes(len(data))]):
+        (tmp_path / f"{i}.sst").write_bytes(junk)
+        assert table_properties(str(tmp_path / f"{i}.sst")) is None
+    assert table_properties(str(tmp_path / "missing.sst")) is None
+
+
+def test_the_tables_codec_wins_and_a_mismatch_is_a_warning() -> None:
+    path = os.path.join(runner.VECTORS, "valid", "compression-mismatch", "dataset")
+    report = validate(path, deep=True)
+    assert report.ok and report.codes() == {"compression-mismatch"}
+    with rocksds.open(path) as ds:
+        assert ds.schema["values"].compression == "none"
+        assert [float(s["values"][0]) for s in ds] == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_vectors_cover_the_clarifications() -> None:
+    names = set(os.listdir(os.path.join(runner.VECTORS, "invalid"))) | set(
+        os.listdir(os.path.join(runner.VECTORS, "valid")))
+    assert {"version-2-breaks-1x-rules", "reader-feature-before-fields", "wrong-format",  # 1
+            "version-leading-zero", "version-too-long",  # 2
+            "duplicate-key",  # 3
+            "too-deep", "at-the-limits", "attrs-too-deep",  # 4, 5
+            "compression-level-nil",  # 6
+            "fixed-part-too-large",  # 7
+            "zero-beside-huge-dims", "variable-header-beyond-limit",  # 8
+            "bad-bool", "bad-bool-variable",  # 9
+            "unknown-compression",  # 10
+            "schema-invalid-utf8", "str-leading-bom",  # 11
+            "malformed-writer-keys",  # 12
+            "canonical-escapes",  # 13
+            "compression-mismatch"} <= names  # 15
+    with open(os.path.join(runner.VECTORS, "invalid", "bad-bool", "expected.json"), encoding="utf-8") as fh:
+        assert json.load(fh)["reader"] == {"must_reject": True, "error": "corrupt"}
