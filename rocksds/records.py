@@ -44,10 +44,10 @@ class Codec:
         self.nvar = len(self.var_axes)
         self.record_bytes = field.record_bytes
         self._header = np.dtype("<u4")
-        #: A fixed-shape numeric field: decode is one length check and one frombuffer.
-        self._fixed = field.dtype not in ("bytes", "str") and self.nvar == 0
         #: bool records are checked byte by byte: numpy would return a byte 7 as a "true" that is not 1.
         self._bool = field.dtype == "bool"
+        #: A fixed-shape numeric field other than bool: decode is one length check and one frombuffer.
+        self._fixed = field.dtype not in ("bytes", "str", "bool") and self.nvar == 0
 
     # ------------------------------------------------------------------ encode
 
@@ -147,8 +147,6 @@ class Codec:
                 raise CorruptionError(
                     f"field {self.name!r}: record is {len(record)} bytes, expected {self.record_bytes}"
                 )
-            if self._bool:
-                self._check_bool(record)
             return np.frombuffer(record, dtype=self.dtype).reshape(self.shape)  # type: ignore[arg-type]
         kind = self.field.dtype
         if kind == "bytes":
@@ -163,6 +161,8 @@ class Codec:
                 raise CorruptionError(
                     f"field {self.name!r}: record is {len(record)} bytes, expected {self.record_bytes}"
                 )
+            if self._bool:
+                self._check_bool(record)
             return np.frombuffer(record, dtype=self.dtype).reshape(self.shape)  # type: ignore[arg-type]
         shape = self.record_shape(record)
         if self._bool:
