@@ -13,7 +13,11 @@ JSON values. README.md in this folder defines the form; in short::
     str record:     {"text": "..."}
 
 In the schema document, msgpack binary values become ``{"$hex": "..."}`` and
-non-finite floats ``{"$float": "nan" | "inf" | "-inf"}``. A field a reader
+non-finite floats ``{"$float": "nan" | "inf" | "-inf"}``; so that no map of the
+document can pass for one of these escapes, every map key starting with ``$``
+gets one more ``$`` (``"$hex"`` -> ``"$$hex"``). A float32 is its value widened
+to float64, as the JSON number of that double (msgpack's encoding width is not
+part of a value, for floats as for integers). A field a reader
 cannot decode because it lacks an optional codec is ``{"unsupported_compression":
 codec}`` instead of a list. Depends on numpy and the standard library only,
 so it can describe values written by any implementation.
@@ -63,7 +67,7 @@ def decode_value(dtype: str, entry: dict[str, Any]) -> Any:
 def document_to_json(value: Any) -> Any:
     """A decoded msgpack value as JSON data, with the escapes the module docstring lists."""
     if isinstance(value, dict):
-        return {str(k): document_to_json(v) for k, v in value.items()}
+        return {("$" + k if k.startswith("$") else k): document_to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [document_to_json(v) for v in value]
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -90,6 +90,49 @@ def encode_records(doc: dict, samples: list[dict], first: int = 0) -> Puts:
     return puts
 
 
+class F32(float):
+    """A float that :func:`pack_raw` writes as a msgpack float32 (its value must be a float32's)."""
+
+
+class Pairs(list):
+    """A msgpack map given as (key, value) pairs, so :func:`pack_raw` can repeat a key."""
+
+
+class RawStr(bytes):
+    """Bytes that :func:`pack_raw` writes as a msgpack str, valid UTF-8 or not."""
+
+
+class Packed(bytes):
+    """msgpack bytes that :func:`pack_raw` copies as they are (e.g. deeper than msgpack's packer nests)."""
+
+
+def pack_raw(value: Any) -> bytes:
+    """msgpack bytes of ``value``, with :class:`F32`, :class:`Pairs`, :class:`RawStr` and :class:`Packed`
+    written as named: encodings a conforming writer never produces from a dict, which some vectors need."""
+    packer = msgpack.Packer(use_bin_type=True)
+    if isinstance(value, Packed):
+        return bytes(value)
+    if isinstance(value, F32):
+        assert float(np.float32(value)) == value
+        return b"\xca" + np.array(value, ">f4").tobytes()
+    if isinstance(value, RawStr):
+        assert len(value) < 32
+        return bytes([0xA0 | len(value)]) + value
+    if isinstance(value, (dict, Pairs)):
+        pairs = value if isinstance(value, Pairs) else list(value.items())
+        return packer.pack_map_header(len(pairs)) + b"".join(pack_raw(k) + pack_raw(v) for k, v in pairs)
+    if isinstance(value, list):
+        return packer.pack_array_header(len(value)) + b"".join(pack_raw(v) for v in value)
+    return packer.pack(value)
+
+
+def nested(depth: int, innermost: Any) -> Any:
+    """``innermost`` inside ``depth`` arrays: ``[[...[innermost]...]]``."""
+    for _ in range(depth):
+        innermost = [innermost]
+    return innermost
+
+
 def meta_puts(doc: Optional[dict], count: Optional[int]) -> Puts:
     puts: Puts = []
     if doc is not None:
@@ -135,11 +178,20 @@ class Vector:
 
 
 def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra: Puts = (),
-          warnings: list[str] = (), count: Optional[int] = None, checksum: str = spec.TABLE_CHECKSUM) -> Vector:
-    """A valid vector whose expected dump is computed from ``samples`` (not by reading anything back)."""
+          warnings: list[str] = (), count: Optional[int] = None, schema_bytes: Optional[bytes] = None,
+          tables: Optional[dict[str, str]] = None, checksum: str = spec.TABLE_CHECKSUM) -> Vector:
+    """A valid vector whose expected dump is computed from ``samples`` (not by reading anything back).
+
+    ``schema_bytes`` replaces the packed ``doc`` (it must decode to ``doc``); ``tables`` overrides the
+    codec the tables of some column families are written with (default: each field's ``compression``);
+    ``checksum`` is the tables' block checksum type.
+    """
     count = len(samples) if count is None else count
-    cfs = {spec.META_CF: "none", **{f["column_family"]: f["compression"] for f in doc["fields"]}}
+    cfs = {spec.META_CF: "none", **{f["column_family"]: f["compression"] for f in doc["fields"]}, **(tables or {})}
     puts = meta_puts(doc, count) + encode_records(doc, samples) + list(extra)
+    if schema_bytes is not None:
+        assert msgpack.unpackb(schema_bytes) == doc
+        puts = _replace(puts, spec.META_CF, spec.SCHEMA_KEY, schema_bytes)
     fields = {f["name"]: [record_entry(f["dtype"], s[f["name"]]) for s in samples[:count]] for f in doc["fields"]}
     optional = sorted({f["compression"] for f in doc["fields"]} - spec.REQUIRED_COMPRESSIONS)
     expected = {
@@ -315,11 +367,55 @@ def _valid_vectors() -> list[Vector]:
                      "feature must be ignored by readers; a custom column_family", doc, samples,
                      warnings=["unknown-writer-feature"]))
 
+    out += _clarification_vectors()
+
     rng = _rng("uncommitted-records")
     doc = document([fdoc("a", "int32", [2]), fdoc("b", "str")])
     samples = [{"a": _values("int32", (2,), rng), "b": f"s{i}"} for i in range(5)]
     out.append(valid("uncommitted-records", "count is 3 but records 3 and 4 exist (an interrupted ingest): readers "
                      "return 3 samples", doc, samples, count=3, warnings=["uncommitted-record"]))
+    return out
+
+
+def _clarification_vectors() -> list[Vector]:
+    """Valid vectors for the rules SPEC.md 1.x states precisely (nesting, nil, escapes, ...)."""
+    out = []
+    deep = {"m": nested(62, "bottom")}  # map at depth 1, 62 arrays, "bottom" at depth 64
+    doc = document([fdoc("empty_big", "uint8", [0, 65536, 32767]), fdoc("var_big", "uint8", [None, 65536, 32767]),
+                    fdoc("x", "int8")],
+                   attrs={"deep": nested(31, "bottom")},  # "bottom" at depth 32 of attrs
+                   future_deep_key=deep)
+    samples = [{"empty_big": np.zeros((0, 65536, 32767), np.uint8), "var_big": np.zeros((0, 65536, 32767), np.uint8),
+                "x": np.int8(i)} for i in range(2)]
+    out.append(valid("at-the-limits", "a document nested exactly 64 deep, attrs exactly 32 deep, and shapes whose "
+                     "fixed dimensions, a 0 counted as 1, reach the record-size limit (records empty)", doc, samples))
+
+    doc = document([fdoc("a", "int16", [2], "lz4", compression_level=None),
+                    fdoc("b", "int16", [2], "snappy", compression_level=-7)])
+    out.append(valid("compression-level-nil", "compression_level nil means absent; any 32-bit level is informational",
+                     doc, [{"a": np.array([i, -i], np.int16), "b": np.array([1, i], np.int16)} for i in range(3)]))
+
+    doc = document([fdoc("x", "int8")], writer_features="not-a-list", writer={"name": 3, "rocksdb": ["9"]})
+    out.append(valid("malformed-writer-keys", "writer_features is not an array and writer not a map of str: readers "
+                     "ignore both (a validator warns; no writer may append)", doc,
+                     [{"x": np.int8(i)} for i in range(2)], warnings=["malformed-writer-key"]))
+
+    attrs = {"$hex": "00", "$float": "nan", "$$x": 1, "plain": F32(float(np.float32(0.1))),
+             "f32_list": [F32(1.5), F32(float(np.float32(-3.4028234663852886e38)))], "f64": 0.1}
+    doc = document([fdoc("x", "int8")], attrs=attrs, future_binary=b"\x00", future_map={"$hex": b"\x01"})
+    out.append(valid("canonical-escapes", "map keys starting with $ (a str map {$hex: \"00\"} beside the binary 00) "
+                     "and float32 attrs, which the dump widens to float64", doc,
+                     [{"x": np.int8(i)} for i in range(2)], schema_bytes=pack_raw(doc)))
+
+    doc = document([fdoc("s", "str")])
+    out.append(valid("str-leading-bom", "str records starting with U+FEFF: it is a character of the value, not a BOM",
+                     doc, [{"s": "\ufeffhello"}, {"s": "\ufeff"}, {"s": "a\ufeff"}]))
+
+    doc = document([fdoc("values", "float32", [16], "none"), fdoc("label", "str", compression="lz4")])
+    out.append(valid("compression-mismatch", "the schema says 'none' but the tables of 'values' are snappy: the "
+                     "codec recorded in the tables is what a reader decodes", doc,
+                     [{"values": np.full(16, i, np.float32), "label": f"sample {i}"} for i in range(4)],
+                     tables={"values": "snappy"}, warnings=["compression-mismatch"]))
     return out
 
 
@@ -402,10 +498,93 @@ def _invalid_vectors() -> list[Vector]:
                        errors=["invalid-utf8"], reader_error="corrupt"))
     out.append(invalid("bad-bool", "field 'flag' (bool) holds the byte 2 for sample 0",
                        _cfs(doc), _replace(good, "flag", encode_key(0), b"\x02"),
-                       errors=["bad-bool"], reader_error=None))
+                       errors=["bad-bool"], reader_error="corrupt"))
     out.append(invalid("foreign-key", "field 'a' holds a 4-byte key besides the sample keys",
                        _cfs(doc), good + [("a", b"junk", b"\x00" * 8)],
                        errors=["foreign-key"], reader_error=None))
+    out += _clarification_invalid_vectors()
+    return out
+
+
+def _small(**kw: Any) -> tuple[dict, Puts]:
+    """A one-field document (``a``: int32 [2]) and the records of its 2 samples, for schema vectors."""
+    doc = document([fdoc("a", "int32", [2])], **kw)
+    return doc, encode_records(doc, [{"a": np.array([i, -i], np.int32)} for i in range(2)])
+
+
+def _schema_vector(name: str, description: str, doc: Any, records: Puts, cfs: dict[str, str], *,
+                   errors: list[str], reader_error: str) -> Vector:
+    data = doc if isinstance(doc, bytes) else pack_raw(doc)
+    return invalid(name, description, {spec.META_CF: "none", **cfs},
+                   [(spec.META_CF, spec.SCHEMA_KEY, data), (spec.META_CF, spec.COUNT_KEY, encode_count(2))] + records,
+                   errors=errors, reader_error=reader_error)
+
+
+def _clarification_invalid_vectors() -> list[Vector]:
+    """Invalid vectors for the rules SPEC.md 1.x states precisely (check order, grammar, limits, ...)."""
+    out = []
+    good, records = _small()
+    cfs = {"a": "none"}
+
+    doc = dict(good, version="2.0", fields={"a": "a 2.0 layout"}, attrs=[b"\x00"], reader_features="any")
+    out.append(_schema_vector("version-2-breaks-1x-rules", "version 2.0 whose fields, attrs and reader_features "
+                              "break 1.x rules: the version is checked first", doc, records, cfs,
+                              errors=["unsupported-version"], reader_error="unsupported-version"))
+    doc = dict(good, reader_features=["bfloat16"], fields=[fdoc("a", "bfloat16", [2])])
+    out.append(_schema_vector("reader-feature-before-fields", "an unknown reader feature and a dtype only that "
+                              "feature defines: reader_features is checked before fields", doc, records, cfs,
+                              errors=["unknown-reader-feature"], reader_error="unsupported-feature"))
+    out.append(_schema_vector("wrong-format", "format 'zarr' (and version 2.0): format is checked before version",
+                              dict(good, format="zarr", version="2.0"), records, cfs,
+                              errors=["malformed-schema"], reader_error="malformed-schema"))
+    for vname, version, why in (("version-leading-zero", "01.0", "a leading zero"),
+                                ("version-too-long", "99999999999999999999.0", "a 20-digit major")):
+        out.append(_schema_vector(vname, f"version {version!r}: {why} is malformed, not an unsupported version",
+                                  dict(good, version=version), records, cfs,
+                                  errors=["malformed-schema"], reader_error="malformed-schema"))
+    field = Pairs([*good["fields"][0].items(), ("dtype", "uint32")])
+    out.append(_schema_vector("duplicate-key", "field 'a' has two 'dtype' keys (int32, then uint32): readers that "
+                              "kept the first or the last would disagree", dict(good, fields=[field]), records, cfs,
+                              errors=["malformed-schema"], reader_error="malformed-schema"))
+    out.append(_schema_vector("too-deep", "an unknown top-level key nested 1000 arrays deep (the limit is 64)",
+                              dict(good, future_key=Packed(b"\x91" * 1000 + b"\x00")), records, cfs,
+                              errors=["malformed-schema"], reader_error="malformed-schema"))
+    out.append(_schema_vector("attrs-too-deep", "attrs with a value at depth 33 (the attrs map itself is depth 0)",
+                              dict(good, attrs={"k": nested(32, 0)}), records, cfs,
+                              errors=["malformed-schema"], reader_error="malformed-schema"))
+    out.append(_schema_vector("compression-level-out-of-range", "compression_level 2**31, outside the signed "
+                              "32-bit range", dict(good, fields=[dict(good["fields"][0], compression_level=2**31)]),
+                              records, cfs, errors=["malformed-schema"], reader_error="malformed-schema"))
+    out.append(_schema_vector("unknown-compression", "field 'a' names the codec 'brotli'",
+                              dict(good, fields=[dict(good["fields"][0], compression="brotli")]), records, cfs,
+                              errors=["unknown-compression"], reader_error="malformed-schema"))
+    bad_text = pack_raw(Pairs([(k, RawStr(b"caf\xe9") if k == "attrs" else v) for k, v in good.items()]))
+    out.append(_schema_vector("schema-invalid-utf8", "attrs is a msgpack str that is not UTF-8 (Latin-1 'cafe')",
+                              bad_text, records, cfs, errors=["malformed-schema"], reader_error="malformed-schema"))
+
+    empty = [("z", encode_key(i), b"\x00\x00\x00\x00") for i in range(2)]
+    doc = dict(good, fields=[*good["fields"], fdoc("z", "uint8", [None, 65536, 32768])])
+    out.append(_schema_vector("fixed-part-too-large", "field 'z' (uint8 [null, 65536, 32768]): its fixed "
+                              "dimensions alone exceed the record-size limit", doc, records + empty,
+                              {**cfs, "z": "none"}, errors=["malformed-schema"], reader_error="malformed-schema"))
+    doc = dict(good, fields=[*good["fields"], fdoc("z", "uint64", [0, 4294967295, 4294967295])])
+    out.append(_schema_vector("zero-beside-huge-dims", "field 'z' (uint64 [0, 4294967295, 4294967295]): a 0 counts "
+                              "as 1 in the record-size limit", doc, records + [(k[0], k[1], b"") for k in empty],
+                              {**cfs, "z": "none"}, errors=["malformed-schema"], reader_error="malformed-schema"))
+
+    doc = dict(good, fields=[*good["fields"], fdoc("v", "uint8", [None, None, None])])
+    header = b"".join(d.to_bytes(4, "little") for d in (0, 4294967295, 4294967295))
+    var = [("v", encode_key(0), (0).to_bytes(4, "little") * 3), ("v", encode_key(1), header)]
+    out.append(_schema_vector("variable-header-beyond-limit", "field 'v' (uint8 [null, null, null]): sample 1's "
+                              "header declares [0, 4294967295, 4294967295], beyond the record-size limit with the "
+                              "0 counted as 1", doc, records + var, {**cfs, "v": "none"},
+                              errors=["bad-variable-header"], reader_error="corrupt"))
+    doc = dict(good, fields=[*good["fields"], fdoc("flags", "bool", [None])])
+    flags = [("flags", encode_key(0), (2).to_bytes(4, "little") + b"\x01\x00"),
+             ("flags", encode_key(1), (3).to_bytes(4, "little") + b"\x01\x07\x00")]
+    out.append(_schema_vector("bad-bool-variable", "field 'flags' (bool [null]) holds the byte 7 in sample 1",
+                              doc, records + flags, {**cfs, "flags": "none"},
+                              errors=["bad-bool"], reader_error="corrupt"))
     return out
 
 

@@ -4,7 +4,8 @@
     python -m conformance.runner --impl "python -m conformance.second_reader" --no-write
     python -m conformance.runner --impl "./my-reader" --json
 
-The implementation is a command (split like a shell would) that the runner
+The implementation is a command, split into words by :func:`split_impl`
+(POSIX shell quoting, nothing else of a shell), that the runner
 extends with ``dump PATH`` and ``write CASE.json OUTDIR``; README.md in this
 folder specifies the protocol. Read check: every vector is copied to a
 scratch directory, dumped, and the dump compared with ``expected.json``
@@ -33,7 +34,7 @@ from typing import Any, Optional
 
 from .canonical import decode_value, record_entry
 
-__all__ = ["Result", "check_read", "check_write", "run", "main", "REQUIRED_COMPRESSIONS"]
+__all__ = ["Result", "check_read", "check_write", "run", "main", "split_impl", "REQUIRED_COMPRESSIONS"]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "vectors")
@@ -53,8 +54,22 @@ class Result:
     skipped_fields: Optional[dict[str, str]] = None
 
 
+def split_impl(impl: str) -> list[str]:
+    """The words of an ``--impl`` string: ``shlex.split`` (POSIX quoting and escapes).
+
+    Nothing else of a shell applies: no variable assignments (``VAR=x cmd``; write
+    ``env VAR=x cmd``), expansions, redirections or pipes. The first word is the
+    program, looked up on ``PATH``.
+    """
+    return shlex.split(impl)
+
+
 def _call(impl: Sequence[str], *args: str) -> tuple[int, str, str]:
-    proc = subprocess.run([*impl, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+    """Run ``impl`` with ``args``; a program that cannot be started counts as a failed run (exit 127)."""
+    try:
+        proc = subprocess.run([*impl, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+    except (OSError, ValueError) as e:  # not found, not executable, NUL in an argument
+        return 127, "", f"cannot run {list(impl)[:1]!r} (the --impl words are {list(impl)!r}): {e}"
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -187,7 +202,9 @@ def check_write(impl: Sequence[str], case_path: str, scratch: str) -> Result:
 def run(impl: Sequence[str] | str, *, vectors: str = VECTORS, write_cases: Optional[str] = WRITE_CASES,
         jobs: int = 0) -> list[Result]:
     """Every read check (and write check unless ``write_cases`` is ``None``) of ``impl``."""
-    cmd = shlex.split(impl) if isinstance(impl, str) else list(impl)
+    cmd = split_impl(impl) if isinstance(impl, str) else list(impl)
+    if not cmd:
+        raise ValueError("the implementation command is empty")
     paths = [os.path.join(vectors, g, n) for g in ("valid", "invalid") if os.path.isdir(os.path.join(vectors, g))
              for n in sorted(os.listdir(os.path.join(vectors, g)))]
     cases = [] if write_cases is None else sorted(
@@ -208,7 +225,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--jobs", type=int, default=0, help="parallel checks (default: CPU count)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    results = run(args.impl, vectors=args.vectors, write_cases=None if args.no_write else args.write_cases,
+    try:
+        impl = split_impl(args.impl)
+    except ValueError as e:  # unbalanced quotes
+        parser.error(f"--impl {args.impl!r}: {e}")
+    if not impl:
+        parser.error("--impl is empty")
+    results = run(impl, vectors=args.vectors, write_cases=None if args.no_write else args.write_cases,
                   jobs=args.jobs)
     failed = [r for r in results if not r.passed]
     if args.json:

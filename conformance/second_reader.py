@@ -59,18 +59,75 @@ class DatasetError(Exception):
 
 # ---------------------------------------------------------------------- schema
 
+MAX_SCHEMA_BYTES = 16 * 2**20
+MAX_CONTAINER_LEN = 2**20
+MAX_DOCUMENT_DEPTH = 64
+MAX_ATTRS_DEPTH = 32
+MAX_FIELDS = 1024
+MAX_NDIM = 32
+MAX_DIM = 2**32 - 1
+MAX_RECORD_BYTES = 2**31 - 1
+MAX_NAME_LEN = 128
+_VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})", re.ASCII)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a map key appears twice")
+    return out
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    """Whether no value sits more than ``limit`` maps/arrays below ``value`` (iteratively)."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)) and v:
+            if d >= limit:
+                return False
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return True
+
+
+def _attrs_ok(value: Any) -> bool:
+    """attrs: nil, bool, int, float, str, arrays and maps only (no binary), at most 32 deep."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif not (v is None or isinstance(v, (bool, int, float, str))):
+            return False
+    return _depth_ok(value, MAX_ATTRS_DEPTH)
+
+
+def _name_ok(name: Any) -> bool:
+    return (isinstance(name, str) and _NAME.fullmatch(name) is not None and len(name) <= MAX_NAME_LEN
+            and not name.startswith("__") and name != "default")
+
 
 def _parse_schema(raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Decode and check the schema document in SPEC.md's order: decoding rules, format, version,
+    reader_features, then everything else. ``writer`` and ``writer_features`` are not read."""
+    if len(raw) > MAX_SCHEMA_BYTES:
+        raise DatasetError("malformed-schema", "schema record larger than 16 MiB")
     try:
-        doc = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_ext_len=0)
+        doc = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_ext_len=0, object_pairs_hook=_unique,
+                              max_array_len=min(MAX_CONTAINER_LEN, len(raw)),
+                              max_map_len=min(MAX_CONTAINER_LEN, len(raw) // 2))
     except Exception as e:  # msgpack raises several unrelated types
         raise DatasetError("malformed-schema", f"schema record is not msgpack: {e}") from None
+    if not _depth_ok(doc, MAX_DOCUMENT_DEPTH):
+        raise DatasetError("malformed-schema", f"schema document nested deeper than {MAX_DOCUMENT_DEPTH}")
     if not isinstance(doc, dict) or doc.get("format") != "rocksds":
         raise DatasetError("malformed-schema", "schema document is not a map with format 'rocksds'")
     version = doc.get("version")
-    m = re.fullmatch(r"(\d{1,9})\.(\d{1,9})", version) if isinstance(version, str) else None
+    m = _VERSION.fullmatch(version) if isinstance(version, str) else None
     if m is None:
-        raise DatasetError("malformed-schema", f"version must be 'MAJOR.MINOR', got {version!r}")
+        raise DatasetError("malformed-schema", f"version must be 'MAJOR.MINOR', got {str(version)[:40]!r}")
     if int(m.group(1)) != 1:
         raise DatasetError("unsupported-version", f"format version {version} is not 1.x")
     features = doc.get("reader_features", [])
@@ -78,29 +135,37 @@ def _parse_schema(raw: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise DatasetError("malformed-schema", "reader_features must be a list of strings")
     if set(features) - KNOWN_READER_FEATURES:
         raise DatasetError("unsupported-feature", f"unknown reader features {sorted(set(features))}")
+    attrs = doc.get("attrs", {})
+    if not isinstance(attrs, dict) or not _attrs_ok(attrs):
+        raise DatasetError("malformed-schema", "attrs must be a map of JSON-like values at most 32 deep")
     raw_fields = doc.get("fields")
-    if not isinstance(raw_fields, list) or not raw_fields:
-        raise DatasetError("malformed-schema", "fields must be a non-empty list")
+    if not isinstance(raw_fields, list) or not 1 <= len(raw_fields) <= MAX_FIELDS:
+        raise DatasetError("malformed-schema", "fields must be a list of 1 to 1024 entries")
     fields, names, cfs = [], set(), set()
     for f in raw_fields:
         if not isinstance(f, dict):
             raise DatasetError("malformed-schema", "a fields entry is not a map")
         name, dtype, shape = f.get("name"), f.get("dtype"), f.get("shape")
-        cf, comp = f.get("column_family"), f.get("compression")
-        if not (isinstance(name, str) and _NAME.fullmatch(name)) or name in names:
+        cf, comp, level = f.get("column_family"), f.get("compression"), f.get("compression_level")
+        if not _name_ok(name) or name in names:
             raise DatasetError("malformed-schema", f"bad or repeated field name {name!r}")
         if dtype not in NUMERIC and dtype not in ("bytes", "str"):
             raise DatasetError("malformed-schema", f"field {name!r}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or len(shape) > 32 or not all(
-            d is None or (type(d) is int and 0 <= d < 2**32) for d in shape
+        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(
+            d is None or (type(d) is int and 0 <= d <= MAX_DIM) for d in shape
         ):
             raise DatasetError("malformed-schema", f"field {name!r}: bad shape {shape!r}")
         if dtype in ("bytes", "str") and shape:
             raise DatasetError("malformed-schema", f"field {name!r}: {dtype} fields have shape []")
-        if not isinstance(cf, str) or not _NAME.fullmatch(cf) or cf in cfs or cf.startswith("__") or cf == "default":
+        itemsize = np.dtype(NUMERIC[dtype]).itemsize if dtype in NUMERIC else 1
+        if math.prod(d or 1 for d in shape if d is not None) * itemsize > MAX_RECORD_BYTES:
+            raise DatasetError("malformed-schema", f"field {name!r}: fixed dimensions exceed the record limit")
+        if not _name_ok(cf) or cf in cfs:
             raise DatasetError("malformed-schema", f"field {name!r}: bad column family {cf!r}")
         if comp not in COMPRESSIONS:
             raise DatasetError("malformed-schema", f"field {name!r}: unknown compression {comp!r}")
+        if level is not None and not (type(level) is int and -(2**31) <= level < 2**31):
+            raise DatasetError("malformed-schema", f"field {name!r}: compression_level {level!r}")
         names.add(name)
         cfs.add(cf)
         fields.append({"name": name, "dtype": dtype, "shape": shape, "column_family": cf, "compression": comp})
@@ -127,8 +192,12 @@ def _entry(field: dict[str, Any], record: bytes, index: int) -> dict[str, Any]:
     dims = iter(int.from_bytes(record[4 * i: 4 * i + 4], "little") for i in range(nvar))
     actual = [next(dims) if d is None else d for d in shape]
     data = record[4 * nvar:]
+    if math.prod(d or 1 for d in actual) * itemsize > MAX_RECORD_BYTES:
+        raise DatasetError("corrupt", f"field {name!r}, sample {index}: header shape {actual} beyond the limit")
     if len(data) != math.prod(actual) * itemsize:
         raise DatasetError("corrupt", f"field {name!r}, sample {index}: {len(data)} data bytes for shape {actual}")
+    if dtype == "bool" and data.translate(None, b"\x00\x01"):
+        raise DatasetError("corrupt", f"field {name!r}, sample {index}: a bool byte other than 0 or 1")
     return {"shape": actual, "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -212,7 +281,7 @@ def dump(path: str) -> dict[str, Any]:
 
 def _json(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
+        return {("$" + k if k.startswith("$") else k): _json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json(v) for v in value]
     if isinstance(value, bytes):

@@ -30,8 +30,7 @@ from . import spec
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
-__all__ = ["CFConfig", "Storage", "TableFooter", "list_column_families", "read_table_footer", "rocksdb_version", "table_bytes",
-           "storage_error"]
+__all__ = ["CFConfig", "Storage", "list_column_families", "rocksdb_version", "storage_error", "table_bytes"]
 
 _COMPRESSION = {
     "none": rd.DBCompressionType.none,
@@ -534,6 +533,14 @@ class Storage:
 
     # ------------------------------------------------------------------ lifetime
 
+    def table_files(self) -> list[str]:
+        """File names (in ``path``) of the table files the database's current version holds."""
+        assert self._db is not None
+        try:
+            return sorted(os.path.basename(f["name"]) for f in self._db.live_files())
+        except Exception as e:
+            raise self._error(e) from None
+
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
         try:
@@ -561,44 +568,6 @@ class Storage:
         finally:
             if self._shadow is not None and self._owns_shadow:
                 self._shadow.remove()
-
-
-#: Size of a block-based table's footer for format_version >= 1 (RocksDB table/format.h).
-_FOOTER_BYTES = 53
-_BLOCK_BASED_MAGIC = 0x88E241B785F4CFF7
-#: RocksDB's ChecksumType enum, as stored in the footer.
-_CHECKSUM_NAMES = {0: "none", 1: "crc32c", 2: "xxhash", 3: "xxhash64", 4: "xxh3"}
-
-
-@dataclass(frozen=True)
-class TableFooter:
-    """What the footer of one table file says about its portability (SPEC.md 6)."""
-
-    format_version: int
-    checksum: str
-
-
-def read_table_footer(path: str) -> Optional[TableFooter]:
-    """The footer of the block-based table file at ``path``, or ``None`` if it is not one.
-
-    Read from the file's last bytes (checksum type byte, block handles,
-    format_version, magic number), without opening RocksDB, so a validator can
-    check every table's ``format_version`` and checksum type.
-    """
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            if size < _FOOTER_BYTES:
-                return None
-            fh.seek(size - _FOOTER_BYTES)
-            footer = fh.read(_FOOTER_BYTES)
-    except OSError:
-        return None
-    if int.from_bytes(footer[-8:], "little") != _BLOCK_BASED_MAGIC:
-        return None
-    version = int.from_bytes(footer[-12:-8], "little")
-    return TableFooter(version, _CHECKSUM_NAMES.get(footer[0], f"unknown ({footer[0]})"))
 
 
 def table_bytes(path: str) -> int:

@@ -10,6 +10,8 @@ document. This module never touches RocksDB.
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal, Optional
 
@@ -170,11 +172,14 @@ class Field(_Model):
     def _cross(self) -> "Field":
         if self.dtype in spec.OPAQUE_DTYPES and self.shape != ():
             raise ValueError(f"dtype {self.dtype!r} holds one opaque value per sample; its shape must be ()")
-        fixed = math.prod(d for d in self.shape if d is not None)
+        # SPEC.md 5.5: the fixed dimensions of every shape, variable ones included, count toward the
+        # record-size limit, and a zero counts as 1: it empties the records but cannot make room for
+        # dimensions no array library could describe (numpy refuses [0, 2**32-1, 2**32-1] uint64).
+        fixed = math.prod(d or 1 for d in self.shape if d is not None)
         if fixed * self.itemsize > spec.MAX_RECORD_BYTES:
             raise ValueError(
-                f"a record of shape {self.shape} and dtype {self.dtype} exceeds "
-                f"{spec.MAX_RECORD_BYTES} bytes"
+                f"a record of shape {self.shape} and dtype {self.dtype} exceeds {spec.MAX_RECORD_BYTES} bytes "
+                "(counting the fixed dimensions, a 0 as 1)"
             )
         return self
 
@@ -213,7 +218,7 @@ class SchemaDocumentField(TypedDict):
     shape: list[Optional[int]]
     column_family: str
     compression: _CompressionName
-    compression_level: NotRequired[int]
+    compression_level: NotRequired[Optional[int]]
 
 
 class SchemaDocument(TypedDict):
@@ -241,8 +246,10 @@ class Schema(_Model):
         attrs: user metadata; JSON-like values only (tuples become lists).
         version: format version "MAJOR.MINOR" the document was written with.
         reader_features: features a reader must understand to read the data.
-        writer_features: features a writer must understand to append.
-        writer: name/version of the library and RocksDB that created the dataset.
+        writer_features: features a writer must understand to append; ``None`` when a stored
+            document's value is not a list of strings (readers ignore it, writers must not append).
+        writer: name/version of the library and RocksDB that created the dataset (informational;
+            ``{}`` when a stored document's value is not a map of strings).
         extra: unknown top-level keys found in a stored document (kept, never interpreted).
     """
 
@@ -252,7 +259,7 @@ class Schema(_Model):
     attrs: dict[str, Any] = PydanticField(default_factory=dict)
     version: str = spec.FORMAT_VERSION
     reader_features: tuple[str, ...] = ()
-    writer_features: tuple[str, ...] = ()
+    writer_features: Optional[tuple[str, ...]] = ()
     writer: dict[str, str] = PydanticField(default_factory=dict)
     extra: dict[str, Any] = PydanticField(default_factory=dict)
 
@@ -387,7 +394,7 @@ class Schema(_Model):
             fields=fields,
             attrs=self.attrs,
             reader_features=list(self.reader_features),
-            writer_features=list(self.writer_features),
+            writer_features=list(self.writer_features or ()),
             writer=dict(self.writer),
         )
         return doc
@@ -402,6 +409,12 @@ class Schema(_Model):
     @classmethod
     def from_document(cls, doc: Any) -> "Schema":
         """Validate a decoded schema document (SPEC.md's reader rules) and build a Schema.
+
+        The checks run in the order SPEC.md 8 fixes: ``format``, ``version`` (a
+        document of another major version need follow no 1.x rule),
+        ``reader_features``, then everything else. ``writer_features`` and
+        ``writer`` are not a reader's business (SPEC.md 3.2): a malformed value
+        is kept as ``None`` / ``{}`` instead of refusing the dataset.
 
         Raises:
             UnsupportedVersionError: the major version is not this reader's.
@@ -423,7 +436,9 @@ class Schema(_Model):
         unknown = sorted(set(reader_features) - spec.KNOWN_READER_FEATURES)
         if unknown:
             raise UnsupportedFeatureError(f"dataset requires reader features this reader does not know: {unknown}")
-        writer_features = _str_list(doc.get("writer_features", []), "writer_features")
+        writer_features: Optional[list[str]] = doc.get("writer_features", [])
+        if not _is_str_list(writer_features):
+            writer_features = None
         raw_fields = doc.get("fields")
         if not isinstance(raw_fields, list):
             raise SchemaError("schema document 'fields' must be a list")
@@ -449,8 +464,8 @@ class Schema(_Model):
             except SchemaError as e:
                 raise SchemaError(f"field {name!r}: {e}") from None
         writer = doc.get("writer", {})
-        if not isinstance(writer, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in writer.items()):
-            raise SchemaError("schema document 'writer' must be a map of strings")
+        if not is_writer_map(writer):
+            writer = {}
         attrs = doc.get("attrs", {})
         known_top = {"format", "version", "fields", "attrs", "reader_features", "writer_features", "writer"}
         extra = {k: v for k, v in doc.items() if k not in known_top}
@@ -459,7 +474,7 @@ class Schema(_Model):
             attrs=attrs,
             version=version,
             reader_features=tuple(reader_features),
-            writer_features=tuple(writer_features),
+            writer_features=None if writer_features is None else tuple(writer_features),
             writer=writer,
             extra=extra,
         )
@@ -477,10 +492,12 @@ def decode_document(data: bytes) -> Any:
     if len(data) > spec.MAX_SCHEMA_BYTES:
         raise SchemaError(f"schema document is {len(data)} bytes; the limit is {spec.MAX_SCHEMA_BYTES}")
     try:
-        return msgpack.unpackb(
+        doc = msgpack.unpackb(
             bytes(data),
             raw=False,
             strict_map_key=True,
+            # Last-wins would let two readers see two schemas in one record (SPEC.md 9).
+            object_pairs_hook=_unique_keys,
             max_str_len=spec.MAX_SCHEMA_BYTES,
             max_bin_len=spec.MAX_SCHEMA_BYTES,
             # Every element takes at least one byte (a map entry two), so a
@@ -492,22 +509,69 @@ def decode_document(data: bytes) -> Any:
         )
     except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,
             msgpack.exceptions.StackError, TypeError, UnicodeDecodeError, RecursionError) as e:
-        raise SchemaError(f"schema document is not valid msgpack: {type(e).__name__}: {e}") from None
+        raise SchemaError(
+            f"schema document is not valid msgpack, or breaks a decoding rule of SPEC.md 9: {type(e).__name__}: {e}"
+        ) from None
+    _check_depth(doc)
+    return doc
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        counts = Counter(k for k, _v in pairs)
+        twice = next(k for k, n in counts.items() if n > 1)
+        raise ValueError(f"map key {twice[:40]!r} appears twice")
+    return out
+
+
+def _check_depth(doc: Any) -> None:
+    """Refuse a document nesting a value more than MAX_DOCUMENT_DEPTH containers deep (SPEC.md 9).
+
+    Iterative, and it stops at the limit, so no later recursive walk of the
+    document (the canonical dump, pydantic, copies) can exceed Python's
+    recursion limit on the up to 1024 levels msgpack itself decodes.
+    """
+    stack = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= spec.MAX_DOCUMENT_DEPTH and value:
+                raise SchemaError(
+                    f"schema document is nested deeper than {spec.MAX_DOCUMENT_DEPTH} levels (SPEC.md 9)"
+                )
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1) for v in children)
 
 
 def _parse_version(v: Any) -> tuple[int, int]:
     if not isinstance(v, str):
         raise SchemaError(f"version must be a string 'MAJOR.MINOR', got {v!r}")
-    parts = v.split(".")
-    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
-        raise SchemaError(f"version must be 'MAJOR.MINOR', got {v!r}")
-    return int(parts[0]), int(parts[1])
+    if not _VERSION.fullmatch(v):
+        raise SchemaError(
+            f"version must be 'MAJOR.MINOR': ASCII digits, no leading zero, at most 9 digits each; got {v[:40]!r}"
+        )
+    major, minor = v.split(".")
+    return int(major), int(minor)
+
+
+#: SPEC.md 3: two decimal parts of 1-9 ASCII digits without a leading zero (``re.ASCII``: no other digits).
+_VERSION = re.compile(r"(?:0|[1-9][0-9]{0,8})\.(?:0|[1-9][0-9]{0,8})", re.ASCII)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
 def _str_list(v: Any, what: str) -> list[str]:
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+    if not _is_str_list(v):
         raise SchemaError(f"schema document {what!r} must be a list of strings")
     return v
+
+
+def is_writer_map(v: Any) -> bool:
+    """Whether a document's ``writer`` value is what SPEC.md 3 describes: a map of str to str."""
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
 
 
 def _dtype_name(dt: np.dtype) -> Optional[str]:

@@ -39,6 +39,7 @@ __all__ = [
     "MAX_SCHEMA_BYTES",
     "MAX_CONTAINER_LEN",
     "MAX_ATTRS_DEPTH",
+    "MAX_DOCUMENT_DEPTH",
     "MAX_COUNT",
     "TABLE_FORMAT_VERSION",
     "TABLE_CHECKSUM",
@@ -112,6 +113,9 @@ MAX_SCHEMA_BYTES: Final = 16 * 2**20
 #: Entries of one msgpack array or map in a schema document.
 MAX_CONTAINER_LEN: Final = 2**20
 MAX_ATTRS_DEPTH: Final = 32
+#: Containers nesting a value of the schema document, the document's own map included (SPEC.md 9):
+#: bounds every recursive walk of a decoded document, unknown keys included.
+MAX_DOCUMENT_DEPTH: Final = 64
 MAX_COUNT: Final = 2**63 - 1
 
 #: Block-based table settings that keep files readable by RocksDB 6.x.

@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field as dc_field
 from typing import Any, Literal, Optional
 
 from . import spec
-from ._storage import Storage, list_column_families, read_table_footer
+from ._storage import Storage, list_column_families
+from ._tables import CODEC_NAMES, read_table_footer, table_properties
 from .errors import RocksdsError, SchemaError
 from .keys import decode_count, encode_key
 from .records import Codec
-from .schema import Field, Schema, _parse_version, decode_document
+from .schema import Field, Schema, _parse_version, decode_document, is_writer_map
 
 __all__ = ["validate", "Issue", "Report", "CODES", "ERROR", "WARNING"]
 
@@ -49,6 +50,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "unknown-compression": (ERROR, "a field's compression is not one of the format's codecs"),
     "unknown-reader-feature": (ERROR, "reader_features names a feature this implementation does not know"),
     "unknown-writer-feature": (WARNING, "writer_features names an unknown feature: readable, but not appendable"),
+    "malformed-writer-key": (WARNING, "writer_features is not a list of str (readable, not appendable), or writer "
+                             "not a map of str to str; readers ignore both"),
     "missing-count": (ERROR, "the metadata column family has no 'count' record"),
     "bad-count": (ERROR, "the 'count' record is not an 8-byte big-endian integer below 2**63"),
     "missing-column-family": (ERROR, "a field's column family does not exist"),
@@ -60,6 +63,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
     "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
+    "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
+                             "(readers decode what the tables hold)"),
     "uncommitted-record": (WARNING, "a record at or beyond count (left by an interrupted ingest; dropped on next append)"),
     "extra-column-family": (WARNING, "a column family that no field of the schema names"),
     "extra-record": (WARNING, "a record in the 'default' column family, where the format stores nothing"),
@@ -268,9 +273,11 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Opti
     if not isinstance(doc, dict):
         report.add("malformed-schema", f"the schema document must be a map, got {type(doc).__name__}")
         return {}, None
-    bad_format = doc.get("format") != spec.FORMAT_NAME
-    if bad_format:
-        report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
+    # SPEC.md 8: format, then version, then reader_features, then the rest; each check that fails
+    # ends the document's checks, since the later rules hold only for documents that pass it.
+    if doc.get("format") != spec.FORMAT_NAME:
+        report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {str(doc.get('format'))[:40]!r}")
+        return {}, None
     try:
         major, _minor = _parse_version(doc.get("version"))
     except SchemaError as e:
@@ -280,22 +287,37 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Opti
         report.add("unsupported-version",
                    f"format version {doc['version']} has major {major}; this validator knows major {spec.FORMAT_MAJOR}")
         return {}, None
-    for key, known, code in (("reader_features", spec.KNOWN_READER_FEATURES, "unknown-reader-feature"),
-                             ("writer_features", spec.KNOWN_WRITER_FEATURES, "unknown-writer-feature")):
-        value = doc.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            report.add("malformed-schema", f"{key!r} must be a list of strings")
-        elif set(value) - known:
-            report.add(code, f"{key} names features this implementation does not know: {sorted(set(value) - known)}")
+    features = doc.get("reader_features", [])
+    if not isinstance(features, list) or not all(isinstance(x, str) for x in features):
+        report.add("malformed-schema", "'reader_features' must be a list of strings")
+        return {}, None
+    if set(features) - spec.KNOWN_READER_FEATURES:
+        report.add("unknown-reader-feature", "reader_features names features this implementation does not know: "
+                   f"{sorted(set(features) - spec.KNOWN_READER_FEATURES)}")
+        return {}, None
+    _check_writer_keys(report, doc)
     fields, claimed, specific = _check_fields(report, doc.get("fields"))
-    if specific or bad_format:
+    if specific:
         return fields, claimed
     try:
-        # Rules spanning fields (duplicate names or column families), attrs, writer.
-        Schema.from_document({**doc, "reader_features": [], "writer_features": []})
+        # Rules spanning fields (duplicate names or column families), attrs.
+        Schema.from_document({**doc, "writer_features": []})
     except SchemaError as e:
         report.add("malformed-schema", str(e))
     return fields, claimed
+
+
+def _check_writer_keys(report: Report, doc: dict[str, Any]) -> None:
+    """``writer_features`` and ``writer``: rules for writers that readers ignore (SPEC.md 3.2), so warnings."""
+    features = doc.get("writer_features", [])
+    if not isinstance(features, list) or not all(isinstance(x, str) for x in features):
+        report.add("malformed-writer-key", "'writer_features' is not a list of strings: readers ignore it, "
+                   "but no writer can append")
+    elif set(features) - spec.KNOWN_WRITER_FEATURES:
+        report.add("unknown-writer-feature", "writer_features names features this implementation does not know: "
+                   f"{sorted(set(features) - spec.KNOWN_WRITER_FEATURES)}")
+    if not is_writer_map(doc.get("writer", {})):
+        report.add("malformed-writer-key", "'writer' is not a map of strings to strings (informational; readers ignore it)")
 
 
 def _check_fields(report: Report, raw: Any) -> tuple[dict[str, Field], set[str], bool]:
@@ -392,6 +414,7 @@ def _check_records(
             if f.column_family in names:
                 report.fields.append(name)
                 _check_field(report, storage, name, f, count)
+        _check_table_codecs(report, path, storage, fields)
         for cf in others:
             if cf in names:
                 _scan_other(report, storage, cf, deep)
@@ -465,6 +488,30 @@ def _check_field(report: Report, storage: Storage, name: str, f: Field, count: O
         report.add("uncommitted-record", f"field {name!r}: {beyond} record(s) at or beyond count={count} "
                    "(left by an interrupted ingest; removed when the dataset is next opened for append)",
                    field=name, n=beyond)
+
+
+def _check_table_codecs(report: Report, path: str, storage: Storage, fields: dict[str, Field]) -> None:
+    """Compare each field's ``compression`` with the codec its table files record (SPEC.md 6).
+
+    The tables' codec is what readers decode, so a mismatch is a warning: it
+    misleads only a reader deciding from the schema whether it can open the field.
+    """
+    by_cf = {f.column_family: (name, f.compression) for name, f in fields.items()}
+    try:
+        files = storage.table_files()
+    except RocksdsError:
+        return  # the record checks already reported what RocksDB could not read
+    found: dict[str, set[str]] = {}
+    for fname in files:
+        props = table_properties(os.path.join(path, fname)) or {}
+        cf, codec = props.get("rocksdb.column.family.name"), CODEC_NAMES.get(props.get("rocksdb.compression", ""))
+        if cf in by_cf and codec is not None:
+            found.setdefault(cf, set()).add(codec)
+    for cf, codecs in sorted(found.items()):
+        name, declared = by_cf[cf]
+        if codecs - {declared}:
+            report.add("compression-mismatch", f"field {name!r}: the schema says {declared!r} but its tables are "
+                       f"{', '.join(sorted(codecs))}; readers decode what the tables hold", field=name)
 
 
 def _missing(report: Report, name: str, start: int, stop: int) -> None:

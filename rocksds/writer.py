@@ -448,6 +448,11 @@ def open_writer(
         schema = read_schema(probe)
     finally:
         probe.close()
+    if schema.writer_features is None:
+        raise UnsupportedFeatureError(
+            f"{path}: the schema's writer_features is not a list of strings, so this library cannot tell "
+            "which features appending must maintain; the dataset is readable but not appendable"
+        )
     unknown = sorted(set(schema.writer_features) - KNOWN_WRITER_FEATURES)
     if unknown:
         raise UnsupportedFeatureError(f"{path} requires writer features this library does not know: {unknown}")

@@ -68,7 +68,7 @@ def test_regeneration_matches_committed_vectors(regenerated) -> None:
 
 
 def test_vector_tables_are_portable_and_cover_both_checksums() -> None:
-    from rocksds._storage import read_table_footer
+    from rocksds._tables import read_table_footer
 
     seen = set()
     for v in ALL:

@@ -533,7 +533,10 @@ def test_record_header_declaring_huge_dims() -> None:
         record = struct.pack("<II", *dims) + b"\x01" * 10
         with pytest.raises(CorruptionError):
             codec.record_shape(record)
-    assert codec.record_shape(struct.pack("<II", 0, 2**32 - 1)) == (0, 2**32 - 1)  # empty data: valid
+    # Empty data, but SPEC.md 5.5 counts the 0 as 1: the other dimension must fit the record limit.
+    assert codec.record_shape(struct.pack("<II", 0, 2**31 - 1)) == (0, 2**31 - 1)
+    with pytest.raises(CorruptionError, match="limit"):
+        codec.record_shape(struct.pack("<II", 0, 2**32 - 1))
     with pytest.raises(CorruptionError):
         codec.decode(b"\x01\x00")  # shorter than its header
 

@@ -110,7 +110,6 @@ def test_unknown_reader_feature_refused():
         _doc(fields=[]),
         _doc(fields=[{"name": "a", "dtype": "int8", "shape": 3, "column_family": "a", "compression": "none"}]),
         _doc(reader_features="x"),
-        _doc(writer={"name": 3}),
     ],
 )
 def test_malformed_documents(doc):

@@ -15,6 +15,7 @@ import rocksdict as rd
 import rocksds
 from rocksds._storage import CFConfig, Storage, list_column_families
 from rocksds.cli import main
+from rocksds import spec
 from rocksds.keys import encode_key
 from rocksds.spec import COUNT_KEY, META_CF, SCHEMA_KEY
 from rocksds.validate import CODES, ERROR, WARNING, validate
@@ -58,8 +59,24 @@ def dataset(tmp_path, rng) -> str:
 
 @contextmanager
 def raw(path: str) -> Iterator[Storage]:
-    """A writable handle on every column family, to break a dataset on purpose."""
-    st = Storage.open_writable(path, {n: CFConfig() for n in list_column_families(path)}, create=False)
+    """A writable handle on every column family, to break a dataset on purpose.
+
+    Each field's column family keeps its codec, so tables flushed here break only
+    what the caller breaks (not the codec the validator compares with the schema).
+    """
+    codecs: dict[str, str] = {}
+    try:
+        meta = Storage.open_read_only(path, [META_CF], {}, 0)
+        try:
+            fields = msgpack.unpackb(meta.get(META_CF, SCHEMA_KEY))["fields"]
+            codecs = {f["column_family"]: f["compression"] for f in fields if f["compression"] in spec.COMPRESSIONS}
+        finally:
+            meta.close()
+    except Exception:
+        pass  # a dataset broken beyond reading its schema: default codecs
+    configs = {n: CFConfig(compression=codecs.get(n, "none" if n == META_CF else spec.DEFAULT_COMPRESSION))
+               for n in list_column_families(path)}
+    st = Storage.open_writable(path, configs, create=False)
     try:
         yield st
     finally:
@@ -163,6 +180,7 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "unknown-compression": lambda p: _edit_doc(p, lambda d: _field(d, "a").update(compression="brotli")),
     "unknown-reader-feature": lambda p: _edit_doc(p, lambda d: d.update(reader_features=["sharded"])),
     "unknown-writer-feature": lambda p: _edit_doc(p, lambda d: d.update(writer_features=["sharded"])),
+    "malformed-writer-key": lambda p: _edit_doc(p, lambda d: d.update(writer={"name": 3})),
     "missing-count": lambda p: _delete(p, META_CF, COUNT_KEY),
     "bad-count": lambda p: _put(p, META_CF, COUNT_KEY, b"\x00\x06"),
     "missing-column-family": _drop_cf,
@@ -174,6 +192,7 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "bad-bool": lambda p: _put(p, "flag", encode_key(0), b"\x07"),
     "corrupt-block": _corrupt_sst,
     "non-portable-table": _non_portable_table,
+    "compression-mismatch": lambda p: _edit_doc(p, lambda d: _field(d, "b").update(compression="zstd")),
     "uncommitted-record": lambda p: _put(p, "a", encode_key(N), b"\x00" * 8),
     "extra-column-family": _extra_cf,
     "extra-record": lambda p: _put(p, "default", b"stray", b"x"),
