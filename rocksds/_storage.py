@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional, TypeVar
 
@@ -299,14 +299,20 @@ class Storage:
 
     @classmethod
     def open_read_only(
-        cls, path: str, names: Sequence[str], configs: dict[str, CFConfig], cache_bytes: int
+        cls,
+        path: str,
+        names: Sequence[str],
+        *,
+        configs: Optional[Mapping[str, CFConfig]] = None,
+        cache_bytes: int = 0,
     ) -> "Storage":
         """Open the column families ``names`` for reading, leaving ``path`` untouched.
 
-        ``configs`` gives read-side settings (bloom filters) per column family;
-        every field column family shares one block cache of ``cache_bytes``
-        (0 disables the cache).
+        ``configs`` gives read-side settings (bloom filters) per column family
+        (default: :class:`CFConfig`'s); every column family shares one block
+        cache of ``cache_bytes`` (0, the default, disables the cache).
         """
+        configs = configs or {}
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
 
@@ -470,13 +476,16 @@ class Storage:
     def closed(self) -> bool:
         return self._db is None
 
-    def close(self) -> None:
-        """Flush (when writable) and release the database; idempotent."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (when writable and ``flush``) and release the database; idempotent.
+
+        ``flush=False`` is for a handle that wrote nothing and only held the lock.
+        """
         db, self._db = self._db, None
         if db is None:
             return
         try:
-            if self.writable:
+            if self.writable and flush:
                 self._flush_all()
             self._cfs.clear()
             self._handles.clear()

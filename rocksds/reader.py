@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._metadata import as_path, check_is_dataset, read_count, read_schema
+from ._metadata import as_path, check_is_dataset, probe_schema, read_count, read_schema
 from ._storage import CFConfig, Storage
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
 from .errors import NotADatasetError
@@ -128,12 +128,7 @@ class Dataset:
 
     def _open(self) -> None:
         existing = set(check_is_dataset(self.path))
-        probe = Storage.open_read_only(self.path, [META_CF], {}, 0)
-        try:
-            full = read_schema(probe)
-        finally:
-            probe.close()
-        schema = full.select(self._options["fields"])
+        schema = probe_schema(self.path).select(self._options["fields"])
         for name, f in schema.fields.items():
             if f.column_family not in existing:
                 raise CorruptionError(
@@ -142,7 +137,9 @@ class Dataset:
                 )
         names = [META_CF] + [f.column_family for f in schema.fields.values()]  # type: ignore[misc]
         bloom = CFConfig(bloom_bits=self._options["bloom_bits"])
-        storage = Storage.open_read_only(self.path, names, {n: bloom for n in names[1:]}, self._cache_bytes)
+        storage = Storage.open_read_only(
+            self.path, names, configs={n: bloom for n in names[1:]}, cache_bytes=self._cache_bytes
+        )
         try:
             # Re-read under the handle that serves the reads: a writer may have committed since the probe.
             self.full_schema = read_schema(storage)

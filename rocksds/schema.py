@@ -23,7 +23,7 @@ from pydantic import field_validator, model_validator
 from . import spec
 from .errors import SchemaError, UnsupportedFeatureError, UnsupportedVersionError
 
-__all__ = ["Field", "Schema", "document_json_schema"]
+__all__ = ["Field", "Schema", "document_json_schema", "dtype_name"]
 
 Dim = Optional[int]
 
@@ -338,7 +338,7 @@ class Schema(_Model):
                 fields[name] = Field(dtype="bytes", compression=compression)
                 continue
             arr = np.asarray(value)
-            dname = _dtype_name(arr.dtype)
+            dname = dtype_name(arr.dtype)
             if dname is None:
                 raise SchemaError(f"field {name!r}: cannot store dtype {arr.dtype}")
             shape: list[Optional[int]] = list(arr.shape)
@@ -495,8 +495,17 @@ def _str_list(v: Any, what: str) -> list[str]:
     return v
 
 
-def _dtype_name(dt: np.dtype) -> Optional[str]:
-    if dt.kind in "US":
+def dtype_name(dt: Any) -> Optional[str]:
+    """The rocksds dtype name of a numpy dtype (any byte order), or ``None`` when no rocksds dtype stores it.
+
+    The one numpy -> rocksds dtype map: schema inference, the converters and
+    raster ingestion all ask here.
+    """
+    try:
+        dt = np.dtype(dt)
+    except TypeError:
+        return None
+    if dt.kind in "USOV" or dt.fields is not None or dt.subdtype is not None:
         return None
     name = dt.newbyteorder("=").name if dt.byteorder not in "=|" else dt.name
     return name if name in spec.NUMERIC_DTYPES else None

@@ -8,22 +8,22 @@ reader never sees ``count`` ahead of the records (SPEC.md, "Commits").
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 import numpy as np
 
-from . import __version__ as _version
-from ._metadata import as_path, check_is_dataset, metadata_puts, read_count, read_schema
+from ._paths import building
+from ._version import __version__
+from ._metadata import as_path, check_is_dataset, metadata_puts, probe_schema, read_count
 from ._storage import CFConfig, Storage, rocksdb_version
-from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidArgumentError, SampleError
+from .errors import ArgumentTypeError, ClosedError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import Codec
 from .schema import Field, Schema
-from .spec import DEFAULT_CF, KNOWN_WRITER_FEATURES, META_CF
+from .spec import KNOWN_WRITER_FEATURES, META_CF
 
 __all__ = ["Writer", "create", "open_writer"]
 
@@ -48,16 +48,6 @@ def _check_commit_bytes(commit_bytes: Any) -> None:
     # Checked before anything is opened or created, so a bad value leaves no lock held and no dataset behind.
     if isinstance(commit_bytes, bool) or not isinstance(commit_bytes, int) or commit_bytes <= 0:
         raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
-
-
-def _check_replaceable(path: str) -> None:
-    """Raise unless ``path`` is a rocksds dataset that no writer has open.
-
-    Deleting a dataset under an open writer would let that writer's later
-    flushes land in the new dataset's directory, so take the lock once first.
-    """
-    cfs = check_is_dataset(path)
-    Storage.open_writable(path, {cf: CFConfig() for cf in cfs if cf != DEFAULT_CF}, create=False).close()
 
 
 class Writer:
@@ -358,38 +348,16 @@ def create(
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
-    replacing = os.path.lexists(path)
-    if replacing:
-        if not overwrite:
-            raise DatasetExistsError(f"{path} already exists (pass overwrite=True to replace a rocksds dataset)")
-        _check_replaceable(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InvalidArgumentError(f"cannot create {path}: parent directory {parent} does not exist")
-    base = os.path.basename(os.path.abspath(path))
-    tmp = os.path.join(parent, f".{base}.creating-{uuid.uuid4().hex[:12]}")
     configs = _cf_configs(schema)
-    try:
+    with building([path], "creating", overwrite=overwrite) as (tmp,):
         storage = Storage.open_writable(tmp, configs, create=True)
         try:
             stamped = schema.model_copy(
-                update={"writer": {"name": "rocksds", "version": _version, "rocksdb": rocksdb_version(tmp)}}
+                update={"writer": {"name": "rocksds", "version": __version__, "rocksdb": rocksdb_version(tmp)}}
             )
             storage.write(metadata_puts(stamped, 0), sync=True)
         finally:
             storage.close()
-        if replacing:
-            # The old dataset stays whole until the new one is complete; a crash
-            # between these two renames leaves nothing at ``path``, never a mix.
-            trash = os.path.join(parent, f".{base}.replaced-{uuid.uuid4().hex[:12]}")
-            os.rename(path, trash)
-            os.rename(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
 
 
@@ -414,11 +382,7 @@ def open_writer(
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
-    probe = Storage.open_read_only(path, [META_CF], {}, 0)
-    try:
-        schema = read_schema(probe)
-    finally:
-        probe.close()
+    schema = probe_schema(path)
     unknown = sorted(set(schema.writer_features) - KNOWN_WRITER_FEATURES)
     if unknown:
         raise UnsupportedFeatureError(f"{path} requires writer features this library does not know: {unknown}")

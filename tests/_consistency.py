@@ -16,8 +16,7 @@ import numpy as np
 
 import rocksds
 from _crash_writer import expected_sample
-from rocksds._metadata import read_count, read_schema
-from rocksds._storage import Storage, list_column_families
+from rocksds.testing import list_column_families, raw_readable, read_count, read_schema
 from rocksds.keys import encode_key
 from rocksds.records import Codec
 from rocksds.spec import COUNT_KEY, DEFAULT_CF, META_CF, SCHEMA_KEY
@@ -40,7 +39,7 @@ def assert_valid(path: PathLike, *, tail_ok: bool = False) -> int:
 
 
 def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
-    """Scan every column family through ``rocksds._storage``; return ``count``.
+    """Scan every column family through a raw handle (``rocksds.testing.raw_readable``); return ``count``.
 
     Checks: the metadata column family holds exactly ``schema`` and
     ``count``; the column families are exactly the schema's plus metadata and
@@ -52,8 +51,7 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
     path = os.fspath(path)
     cfs = list_column_families(path)
     assert META_CF in cfs, cfs
-    storage = Storage.open_read_only(path, cfs, {}, 0)
-    try:
+    with raw_readable(path, cfs) as storage:
         schema = read_schema(storage)
         count = read_count(storage)
         field_cfs = {f.column_family for f in schema.fields.values()}
@@ -72,8 +70,6 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
                 assert n >= count, f"field {name!r} has {n} records but count is {count}"
             else:
                 assert n == count, f"field {name!r} has {n} records but count is {count}"
-    finally:
-        storage.close()
     return count
 
 

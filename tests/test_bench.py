@@ -13,7 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from rocksds import bench, cli
+from rocksds import cli
+from rocksds.cli import bench
 
 
 @pytest.fixture(scope="module")

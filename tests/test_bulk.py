@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("rasterio")  # the raster extra; installed in CI
 
 import rocksds  # noqa: E402
-from rocksds import bulk  # noqa: E402
-from rocksds._storage import Storage  # noqa: E402
+from rocksds.raster import parallel  # noqa: E402
+from rocksds.testing import raw_readable  # noqa: E402
 from rocksds.keys import encode_key  # noqa: E402
 from rocksds.raster import ingest_raster, output_paths  # noqa: E402
-from rocksds.chipping import geometric_counts, plan_chips  # noqa: E402
+from rocksds.raster.plan import geometric_counts, plan_chips  # noqa: E402
 
 from raster_data import assert_same_dataset, make_scene, samples  # noqa: E402
 
@@ -72,12 +72,12 @@ def test_direct_tables_without_pixel_filtering_equal_serial(scenes, tmp_path):
     kw = {**KW, "min_valid": 0.0}
     ser = ingest_raster(tmp_path / "s", scenes, **kw)
     plan = plan_chips(scenes, tasks=16, **kw)
-    offsets = bulk._direct_offsets(plan)
+    offsets = parallel._direct_offsets(plan)
     assert offsets is not None and offsets[0] == [0, 0]  # keys known before any pixel is read
     out = str(tmp_path / "p")
     os.makedirs(out)
     staging = str(tmp_path / "stage")
-    stats = bulk.build(plan, output_paths(out, plan), workers=2, staging_dir=staging, keep_staging=True)
+    stats = parallel.build(plan, output_paths(out, plan), workers=2, staging_dir=staging, keep_staging=True)
     files = os.listdir(staging)
     assert not [f for f in files if ".spool" in f], "no spool step without pixel filtering"
     assert len([f for f in files if f.endswith(".sst")]) == 0  # all moved into the datasets by ingestion
@@ -102,18 +102,18 @@ def test_dead_worker_leaves_no_dataset_and_rerun_completes(scenes, serial, tmp_p
     finals = output_paths(out, plan)
     staging = str(tmp_path / "stage")
     os.makedirs(out)
-    bulk._prepare_staging(staging, bulk.plan_fingerprint(plan))
+    parallel._prepare_staging(staging, parallel.plan_fingerprint(plan))
     # A first run finished half the tasks, then a worker died half-way through writing a spool.
     done = plan.tasks[: len(plan.tasks) // 2]
     for t in done:
-        bulk._chip_task(plan, t.index, staging)
-    with open(bulk._spool(staging, plan.tasks[-1].index, 0) + ".tmp", "wb") as fh:
+        parallel._chip_task(plan, t.index, staging)
+    with open(parallel._spool(staging, plan.tasks[-1].index, 0) + ".tmp", "wb") as fh:
         fh.write(b"\x07\x00\x00\x00partial")
     assert not any(os.path.exists(p) for p in finals), "nothing is placed before the ingest step"
-    stamps = {t.index: os.stat(bulk._chip_marker(staging, t.index)).st_mtime_ns for t in done}
+    stamps = {t.index: os.stat(parallel._chip_marker(staging, t.index)).st_mtime_ns for t in done}
     # Re-running completes the build from the staged work, without chipping finished tasks again.
-    bulk.build(plan, finals, workers=2, staging_dir=staging, keep_staging=True)
-    assert stamps == {t.index: os.stat(bulk._chip_marker(staging, t.index)).st_mtime_ns for t in done}
+    parallel.build(plan, finals, workers=2, staging_dir=staging, keep_staging=True)
+    assert stamps == {t.index: os.stat(parallel._chip_marker(staging, t.index)).st_mtime_ns for t in done}
     for k, path in serial["datasets"].items():
         assert_same_dataset(path, os.path.join(out, f"{k}.rds"))
 
@@ -122,26 +122,26 @@ def test_staging_fingerprint_ignores_the_recorded_command(scenes):
     # a re-run of the same build with another command line must find its staged work
     p1 = plan_chips(scenes, tasks=16, command="one", **KW)
     p2 = plan_chips(scenes, tasks=16, command="two", **KW)
-    assert bulk.plan_fingerprint(p1) == bulk.plan_fingerprint(p2)
+    assert parallel.plan_fingerprint(p1) == parallel.plan_fingerprint(p2)
 
 
 def test_changed_plan_discards_staging(scenes, tmp_path):
     plan = plan_chips(scenes, tasks=4, **KW)
     staging = str(tmp_path / "stage")
-    bulk._prepare_staging(staging, bulk.plan_fingerprint(plan))
-    bulk._chip_task(plan, 0, staging)
+    parallel._prepare_staging(staging, parallel.plan_fingerprint(plan))
+    parallel._chip_task(plan, 0, staging)
     other = plan_chips(scenes, tasks=4, **{**KW, "seed": 4})
-    assert bulk.plan_fingerprint(other) != bulk.plan_fingerprint(plan)
-    bulk._prepare_staging(staging, bulk.plan_fingerprint(other))
+    assert parallel.plan_fingerprint(other) != parallel.plan_fingerprint(plan)
+    parallel._prepare_staging(staging, parallel.plan_fingerprint(other))
     assert os.listdir(staging) == ["plan.sha256"]
 
 
 def test_crash_during_ingest_leaves_records_beyond_count_that_append_removes(scenes, tmp_path):
     plan = plan_chips(scenes[:1], tasks=1, chip=32)
     staging = str(tmp_path / "stage")
-    bulk._prepare_staging(staging, bulk.plan_fingerprint(plan))
-    n = bulk._chip_task(plan, 0, staging)["kept"][0]
-    tables = bulk._table_task(plan, 0, 0, 0, n, staging)["files"]
+    parallel._prepare_staging(staging, parallel.plan_fingerprint(plan))
+    n = parallel._chip_task(plan, 0, staging)["kept"][0]
+    tables = parallel._table_task(plan, 0, 0, 0, n, staging)["files"]
     path = str(tmp_path / "ds.rds")
     w = rocksds.create(path, plan.schema)
     # Crash after the image field's tables were ingested, before count was written.
@@ -150,14 +150,12 @@ def test_crash_during_ingest_leaves_records_beyond_count_that_append_removes(sce
     w._storage = None
     with rocksds.open(path) as ds:
         assert len(ds) == 0
-    probe = Storage.open_read_only(path, ["image"], {}, 0)
-    assert next(probe.iterate("image", encode_key(0)), None) is not None  # orphans are there
-    probe.close()
+    with raw_readable(path, ["image"]) as probe:
+        assert next(probe.iterate("image", encode_key(0)), None) is not None  # orphans are there
     with rocksds.open(path, mode="a") as w2:
         assert len(w2) == 0
-    probe = Storage.open_read_only(path, ["image"], {}, 0)
-    assert next(probe.iterate("image", encode_key(0)), None) is None  # and gone after an open for append
-    probe.close()
+    with raw_readable(path, ["image"]) as probe:
+        assert next(probe.iterate("image", encode_key(0)), None) is None  # and gone after an open for append
 
 
 def test_ingest_tables_refuses_incomplete_tables(scenes, tmp_path):
@@ -177,7 +175,7 @@ def test_ingest_tables_refuses_incomplete_tables(scenes, tmp_path):
 def test_missing_dask_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(rocksds.DependencyNotFoundError, match=r"pip install 'rocksds\[dask\]'"):
-        bulk.dask_client("dask://127.0.0.1:1")
+        parallel.dask_client("dask://127.0.0.1:1")
 
 
 def test_bulk_built_dataset_reads_with_rocksdb_6(scenes, serial, tmp_path):
@@ -204,10 +202,10 @@ def _exit_on_two(i: int) -> int:
 
 
 def test_dead_worker_process_raises_worker_lost_error():
-    runner = bulk._Runner(2, None)
+    runner = parallel._Runner(2, None)
     try:
         assert runner.map(_exit_on_two, [(0,), (1,)]) == [0, 1]
-        with pytest.raises(bulk.WorkerLostError, match="re-run the same command"):
+        with pytest.raises(parallel.WorkerLostError, match="re-run the same command"):
             runner.map(_exit_on_two, [(i,) for i in range(4)])
     finally:
         runner.close()

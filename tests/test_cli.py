@@ -14,7 +14,7 @@ from PIL import Image
 
 import rocksds
 from rocksds.cli import main
-from rocksds.preview import render
+from rocksds.tools.preview import render
 
 from legacy_layout import SystemCall, write_legacy
 

@@ -14,7 +14,7 @@ import pytest
 import rocksds
 from conformance import generate, runner
 from conformance.generate import raw_dump
-from rocksds.validate import ERROR, WARNING, validate
+from rocksds.validation import ERROR, WARNING, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VECTORS = os.path.join(ROOT, "conformance", "vectors")

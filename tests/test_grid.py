@@ -1,4 +1,4 @@
-"""Chip-grid geometry (rocksds.grid): offsets, split blocks, window groups, georeferencing. Needs no rasterio."""
+"""Chip-grid geometry (rocksds.raster.grid): offsets, split blocks, window groups, georeferencing. Needs no rasterio."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import rocksds
-from rocksds.grid import assign_blocks, chip_count, chip_georef, chip_offsets, chip_split, window_groups
+from rocksds.raster.grid import assign_blocks, chip_count, chip_georef, chip_offsets, chip_split, window_groups
 
 # ---------------------------------------------------------------------- offsets
 
@@ -123,6 +123,6 @@ def test_chip_georef_maps_the_chip_corners():
 
 
 def test_grid_imports_no_rasterio():
-    code = "import sys, rocksds.grid; assert 'rasterio' not in sys.modules"
+    code = "import sys, rocksds.raster.grid; assert 'rasterio' not in sys.modules"
     env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

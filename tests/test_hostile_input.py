@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import rocksds
 from rocksds.cli import main
 from rocksds import spec
-from rocksds._storage import CFConfig, Storage
+from rocksds.testing import raw_writable
 from rocksds.errors import CorruptionError, RocksdsError, SchemaError
 from rocksds.keys import encode_key
 from rocksds.records import Codec
@@ -603,10 +603,8 @@ def test_flipped_schema_byte_fails_open(tmp_path: Path) -> None:
 
 def test_records_contradicting_the_schema_are_corruption(tmp_path: Path) -> None:
     path, _ = _big_records(tmp_path)
-    cfg = CFConfig(compression="none")
-    storage = Storage.open_writable(str(path), {"__rocksds__": cfg, "x": cfg, "y": cfg}, create=False)
-    storage.write([("x", encode_key(5), b"short"), ("y", encode_key(6), b"\x00" * 3)])
-    storage.close()
+    with raw_writable(path, {"__rocksds__": "none", "x": "none", "y": "none"}) as storage:
+        storage.write([("x", encode_key(5), b"short"), ("y", encode_key(6), b"\x00" * 3)])
     with rocksds.open(path) as ds:
         for read in (lambda: ds[5], lambda: ds[0:10], lambda: ds[6], lambda: list(ds)):
             with pytest.raises(CorruptionError, match="bytes, expected"):

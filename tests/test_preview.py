@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import rocksds
-from rocksds.preview import PALETTE, render, save_png
+from rocksds.tools.preview import PALETTE, render, save_png
 
 
 def read_png(path):

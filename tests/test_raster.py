@@ -16,7 +16,7 @@ from rasterio.windows import bounds as window_bounds  # noqa: E402
 
 import rocksds  # noqa: E402
 from rocksds.cli import main  # noqa: E402
-from rocksds.demo import write_synthetic_geotiff  # noqa: E402
+from rocksds.testing import write_synthetic_geotiff  # noqa: E402
 from rocksds.raster import (  # noqa: E402
     GridMismatchError,
     RasterLayoutWarning,

@@ -16,7 +16,7 @@ from rocksds.errors import (
     UnsupportedVersionError,
 )
 from rocksds.keys import encode_count
-from rocksds._storage import CFConfig, Storage
+from rocksds.testing import raw_writable
 
 from test_writer import assert_same
 
@@ -126,14 +126,13 @@ def test_open_errors(tmp_path, small_dataset):
 
 
 def _raw_db(path, meta: dict):
-    s = Storage.open_writable(str(path), {spec.META_CF: CFConfig(), "a": CFConfig()}, create=True)
-    s.write([(spec.META_CF, k, v) for k, v in meta.items()])
-    s.close()
+    with raw_writable(path, [spec.META_CF, "a"], create=True) as s:
+        s.write([(spec.META_CF, k, v) for k, v in meta.items()])
 
 
 def test_plain_rocksdb_database_is_not_a_dataset(tmp_path):
-    s = Storage.open_writable(str(tmp_path / "db"), {"a": CFConfig()}, create=True)
-    s.close()
+    with raw_writable(tmp_path / "db", ["a"], create=True):
+        pass
     with pytest.raises(NotADatasetError, match="not a rocksds dataset"):
         rocksds.open(tmp_path / "db")
     _raw_db(tmp_path / "noschema", {spec.COUNT_KEY: encode_count(0)})

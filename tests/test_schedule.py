@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from rocksds._schedule import Schedule, key_runs
+from rocksds.torch._schedule import Schedule, key_runs
 from rocksds.errors import InvalidArgumentError
 
 

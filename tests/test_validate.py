@@ -13,11 +13,12 @@ import pytest
 import rocksdict as rd
 
 import rocksds
-from rocksds._storage import CFConfig, Storage, list_column_families
+from rocksds.raw import RawHandle
+from rocksds.testing import raw_writable
 from rocksds.cli import main
 from rocksds.keys import encode_key
 from rocksds.spec import COUNT_KEY, META_CF, SCHEMA_KEY
-from rocksds.validate import CODES, ERROR, WARNING, validate
+from rocksds.validation import CODES, ERROR, WARNING, validate
 
 N = 6
 
@@ -57,13 +58,10 @@ def dataset(tmp_path, rng) -> str:
 
 
 @contextmanager
-def raw(path: str) -> Iterator[Storage]:
+def raw(path: str) -> Iterator[RawHandle]:
     """A writable handle on every column family, to break a dataset on purpose."""
-    st = Storage.open_writable(path, {n: CFConfig() for n in list_column_families(path)}, create=False)
-    try:
+    with raw_writable(path) as st:
         yield st
-    finally:
-        st.close()
 
 
 def _put(path: str, cf: str, key: bytes, value: bytes) -> None:

@@ -1,8 +1,7 @@
-"""The ``rocksds`` command: a thin front end over the library.
+"""``rocksds info``, ``head`` and ``validate``: the commands that look at one dataset.
 
-Each subcommand parses its arguments and calls one library function. Errors
-print one line (``rocksds: error: ...``) and exit with status 2; a
-:class:`~rocksds.errors.RocksdsError` never shows a traceback.
+Parsing and printing only: each handler calls :func:`rocksds.tools.info.info`,
+:func:`rocksds.open` with :mod:`rocksds.tools.preview`, or :func:`rocksds.validate`.
 """
 
 from __future__ import annotations
@@ -10,56 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
-from . import __version__
-from .errors import RocksdsError
+import numpy as np
 
-__all__ = ["main", "build_parser"]
+from .. import open as open_dataset
+from ..tools.info import info
+from ..validation import validate
 
-Handler = Callable[[argparse.Namespace], int]
-
-
-def _dir_bytes(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(root, f))
-            except OSError:
-                pass
-    return total
-
-
-def info(path: str) -> dict[str, Any]:
-    """Schema, count, per-field sizes and attrs of a dataset, as plain data."""
-    import rocksds
-
-    with rocksds.open(path, cache_gb=0) as ds:
-        fields = []
-        for name, f in ds.schema.fields.items():
-            fields.append(
-                {
-                    "name": name,
-                    "dtype": f.dtype,
-                    "shape": list(f.shape),
-                    "column_family": f.column_family,
-                    "compression": f.compression,
-                    "record_bytes": f.record_bytes,
-                    "raw_bytes": None if f.record_bytes is None else f.record_bytes * len(ds),
-                }
-            )
-        return {
-            "path": path,
-            "format_version": ds.schema.version,
-            "count": len(ds),
-            "disk_bytes": _dir_bytes(path),
-            "fields": fields,
-            "attrs": ds.attrs,
-            "writer": ds.schema.writer,
-        }
+__all__ = ["register"]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -81,8 +39,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _summarize(value: Any) -> str:
-    import numpy as np
-
     if isinstance(value, np.ndarray):
         if value.size == 0:
             return f"{value.dtype}{list(value.shape)} (empty)"
@@ -102,9 +58,7 @@ def _band_list(text: str) -> list[int | str]:
 
 
 def _cmd_head(args: argparse.Namespace) -> int:
-    import rocksds
-
-    with rocksds.open(args.path, cache_gb=0) as ds:
+    with open_dataset(args.path, cache_gb=0) as ds:
         n = min(args.n, len(ds))
         indices = args.index if args.index else list(range(n))
         for i in indices:
@@ -113,7 +67,7 @@ def _cmd_head(args: argparse.Namespace) -> int:
             for name, value in sample.items():
                 print(f"  {name}: {_summarize(value)}")
             if args.png:
-                from .preview import save_png
+                from ..tools.preview import save_png
 
                 out = save_png(sample, f"{args.png.rstrip(os.sep)}-{i}.png", field=args.field,
                                bands=args.bands, attrs=ds.attrs)
@@ -122,8 +76,6 @@ def _cmd_head(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate
-
     report = validate(args.path, deep=args.deep)
     failed = not (report.ok_strict if args.strict else report.ok)
     if args.json:
@@ -141,12 +93,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``rocksds`` command."""
-    parser = argparse.ArgumentParser(prog="rocksds", description="Self-describing deep-learning datasets on RocksDB.")
-    parser.add_argument("--version", action="version", version=f"rocksds {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: Any) -> None:
+    """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
     p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -169,49 +117,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(handler=_cmd_validate)
-
-    for register in _EXTRA_COMMANDS:
-        register(sub)
-    return parser
-
-
-def _register_convert(sub: Any) -> None:
-    from .convert._cli import register
-
-    register(sub)
-
-
-#: Functions that add further subcommands (validate, ingest-raster, convert, demo, bench).
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = [_register_convert]
-
-from .raster_cli import register as _register_raster  # noqa: E402  (imports neither rasterio nor dask)
-
-_EXTRA_COMMANDS.append(_register_raster)
-
-
-def _register_bench(sub: Any) -> None:
-    from .bench import register
-
-    register(sub)
-
-
-_EXTRA_COMMANDS.append(_register_bench)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the ``rocksds`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
-    try:
-        return handler(args)
-    except RocksdsError as e:
-        print(f"rocksds: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("rocksds: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,38 +1,37 @@
-"""Inspect rasters, plan their chips and cut them through windowed reads (rasterio side of ingestion).
+"""Plan an ingestion: inspect the inputs, check they share a grid, build the schema and cut the work into tasks.
 
-:func:`plan_chips` reads only metadata: it checks that inputs share a grid,
-builds the schema and attrs, and cuts the work into tasks; :func:`iter_task`
-chips one task with block-aligned windowed reads under a bounded GDAL cache.
+:func:`plan_chips` reads only metadata (through :mod:`rocksds.raster._rasterio`);
+the pixels are read later, task by task, by :mod:`rocksds.raster.chips`.
 What a sample holds, and the grid, split and memory rules, are documented in
-:mod:`rocksds.raster`, the public entry point. rasterio is imported lazily.
+:mod:`rocksds.raster`, the public entry point.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
-from .errors import DependencyNotFoundError, InvalidArgumentError
-from .grid import assign_blocks, check_geometry, chip_count, chip_georef, chip_offsets, chip_split, window_groups
-from .schema import Field, Schema
+from ..errors import InvalidArgumentError
+from ._rasterio import InputInfo, inspect
+from .grid import assign_blocks, check_geometry, chip_count, chip_offsets, chip_split
+from ..schema import Field, Schema, dtype_name
 
 __all__ = [
     "RasterLayoutWarning",
     "GridMismatchError",
-    "chip_count",
-    "chip_offsets",
-    "chip_georef",
     "plan_chips",
-    "iter_task",
+    "split_schema",
+    "geometric_counts",
     "ChipPlan",
+    "SourceInfo",
     "Task",
-    "TaskStats",
+    "DEFAULT_BATCH_BYTES",
+    "DEFAULT_CACHE_BYTES",
 ]
 
 #: Sample fields every chip has besides its inputs.
@@ -49,34 +48,7 @@ class GridMismatchError(InvalidArgumentError):
     """Inputs of one sample are not on the same pixel grid (CRS, transform or shape differ)."""
 
 
-def _rasterio() -> Any:
-    try:
-        import rasterio
-        import rasterio.errors  # noqa: F401
-        import rasterio.windows  # noqa: F401
-    except ImportError:
-        raise DependencyNotFoundError(
-            "raster ingestion needs rasterio: pip install 'rocksds[raster]'"
-        ) from None
-    return rasterio
-
-
 # ---------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class InputInfo:
-    """What a plan needs to know about one input raster (picklable, no open handles)."""
-
-    path: str
-    bands: int
-    dtype: str
-    nodata: Optional[float]
-    descriptions: list[Optional[str]]
-    scales: list[float]
-    offsets: list[float]
-    mask_kind: str  # "all_valid" | "nodata" | "mask"
-    block_shape: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -151,48 +123,6 @@ class ChipPlan:
         return assign_blocks(s.height, s.width, self.split_block, self.fractions, self.seed, source)
 
 
-def _crs_string(crs: Any) -> str:
-    if crs is None:
-        return ""
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
-
-
-def _inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
-    rasterio = _rasterio()
-    from rasterio.enums import MaskFlags
-
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as e:
-        raise InvalidArgumentError(f"cannot open raster {path}: {e}") from None
-    with src:
-        flags = src.mask_flag_enums
-        if all(f == [MaskFlags.all_valid] for f in flags):
-            kind = "all_valid"
-        elif all(MaskFlags.nodata in f for f in flags):
-            kind = "nodata"
-        else:
-            kind = "mask"
-        dtypes = set(src.dtypes)
-        if len(dtypes) != 1:
-            raise InvalidArgumentError(f"{path}: bands have different dtypes {sorted(dtypes)}; split it per dtype")
-        info = InputInfo(
-            path=path,
-            bands=src.count,
-            dtype=src.dtypes[0],
-            nodata=None if src.nodata is None else float(src.nodata),
-            descriptions=list(src.descriptions),
-            scales=[float(x) for x in src.scales],
-            offsets=[float(x) for x in src.offsets],
-            mask_kind=kind,
-            block_shape=tuple(src.block_shapes[0]),  # type: ignore[arg-type]
-        )
-        grid = {"crs": _crs_string(src.crs), "transform": tuple(src.transform)[:6], "width": src.width,
-                "height": src.height}
-    return info, grid
-
-
 def _warn_layout(info: InputInfo, width: int, height: int, chip: int, batch_bytes: int) -> None:
     bh, bw = info.block_shape
     block_bytes = bh * bw * info.bands * np.dtype(info.dtype).itemsize
@@ -213,9 +143,8 @@ def _warn_layout(info: InputInfo, width: int, height: int, chip: int, batch_byte
 
 
 def _dtype_name(dtype: str) -> str:
-    name = np.dtype(dtype).name
-    if name not in ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64",
-                    "complex64", "complex128", "float16"):
+    name = dtype_name(dtype)
+    if name is None:
         raise InvalidArgumentError(f"raster dtype {dtype!r} has no rocksds equivalent")
     return name
 
@@ -294,7 +223,7 @@ def plan_chips(
         inputs: dict[str, InputInfo] = {}
         grid0: Optional[dict[str, Any]] = None
         for name, path in src.items():
-            info, grid = _inspect(os.fspath(path))
+            info, grid = inspect(os.fspath(path))
             if grid0 is None:
                 grid0 = grid
             else:
@@ -380,19 +309,6 @@ def split_schema(plan: ChipPlan, split_index: int) -> Schema:
     return plan.schema.model_copy(update={"attrs": attrs})
 
 
-# ---------------------------------------------------------------------- chipping
-
-
-@dataclass
-class TaskStats:
-    """What one task did: samples kept per split and chips dropped, by reason."""
-
-    kept: list[int]
-    grid: int = 0
-    invalid: int = 0
-    straddling: int = 0
-
-
 def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
     """Chips per split a task keeps when nothing is filtered by pixels (``min_valid == 0``); reads no pixels."""
     src = plan.sources[task.source]
@@ -405,95 +321,3 @@ def geometric_counts(plan: ChipPlan, task: Task) -> list[int]:
             if k >= 0:
                 counts[k] += 1
     return counts
-
-
-def _read_window(src: Any, info: InputInfo, y0: int, y1: int, x0: int, x1: int, need_mask: bool) -> tuple[Any, Any]:
-    from rasterio.windows import Window
-
-    win = Window(x0, y0, x1 - x0, y1 - y0)
-    data = src.read(window=win)
-    valid = None
-    if need_mask and info.mask_kind != "all_valid":
-        if info.mask_kind == "nodata" and info.nodata is not None:
-            nd = info.nodata
-            valid = ~np.isnan(data).any(axis=0) if math.isnan(nd) else (data != nd).all(axis=0)
-        else:
-            valid = (src.read_masks(window=win) != 0).all(axis=0)
-    return data, valid
-
-
-def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Chip one task: yields ``(split_index, sample)`` in row-major order; the serial and parallel paths share it.
-
-    Reads are grouped so one read of all inputs holds at most ``plan.batch_bytes``
-    (at least one chip), and expanded to whole blocks of the first input.
-    """
-    rasterio = _rasterio()
-    src = plan.sources[task.source]
-    rows, cols = plan.grid(task.source)
-    blocks = plan.block_splits(task.source)
-    c = plan.chip
-    need_mask = plan.min_valid > 0
-    names = list(src.inputs)
-    px_bytes = sum(i.bands * np.dtype(i.dtype).itemsize for i in src.inputs.values())
-    bh, bw = src.inputs[names[0]].block_shape
-    stats = stats if stats is not None else TaskStats([0] * len(plan.splits))
-    with rasterio.Env(GDAL_CACHEMAX=plan.cache_bytes):
-        handles = {n: rasterio.open(i.path) for n, i in src.inputs.items()}
-        try:
-            full_row_cols = min(-(-(src.width) // bw) * bw, src.width)
-            row_cap = max(1, plan.batch_bytes // max(1, full_row_cols * px_bytes))
-            for ri0, ri1, ylo, yhi in window_groups(rows[task.row0 : task.row1], c, bh, src.height, row_cap):
-                col_cap = max(1, plan.batch_bytes // max(1, (yhi - ylo) * px_bytes))
-                for ci0, ci1, xlo, xhi in window_groups(cols, c, bw, src.width, col_cap):
-                    datas, valid = {}, None
-                    for n in names:
-                        d, v = _read_window(handles[n], src.inputs[n], ylo, yhi, xlo, xhi, need_mask)
-                        datas[n] = d
-                        if v is not None:
-                            valid = v if valid is None else (valid & v)
-                    for y in rows[task.row0 + ri0 : task.row0 + ri1]:
-                        for x in cols[ci0:ci1]:
-                            stats.grid += 1
-                            k = chip_split(blocks, plan.split_block, c, src.height, src.width, y, x)
-                            if k < 0:
-                                stats.straddling += 1
-                                continue
-                            sample = _cut(plan, src, datas, valid, ylo, xlo, y, x, need_mask)
-                            if sample is None:
-                                stats.invalid += 1
-                                continue
-                            sample["transform"], sample["bounds"] = chip_georef(src.transform, y, x, c)
-                            sample["source"] = np.int32(src.index)
-                            stats.kept[k] += 1
-                            yield k, sample
-                    del datas, valid
-        finally:
-            for h in handles.values():
-                h.close()
-
-
-def _cut(
-    plan: ChipPlan, src: SourceInfo, datas: dict[str, np.ndarray], valid: Optional[np.ndarray],
-    ylo: int, xlo: int, y: int, x: int, need_mask: bool,
-) -> Optional[dict[str, Any]]:
-    """The chip at (y, x) from arrays read at (ylo, xlo), padded where it leaves the raster; None if too invalid."""
-    c = plan.chip
-    h = min(c, src.height - y)
-    w = min(c, src.width - x)
-    sy, sx = y - ylo, x - xlo
-    if need_mask:
-        n_valid = h * w if valid is None else int(valid[sy : sy + h, sx : sx + w].sum())
-        if n_valid < plan.min_valid * c * c:
-            return None
-    out: dict[str, Any] = {}
-    for n, d in datas.items():
-        part = d[:, sy : sy + h, sx : sx + w]
-        if h == c and w == c:
-            out[n] = part
-        else:
-            nd = src.inputs[n].nodata
-            full = np.full((d.shape[0], c, c), 0 if nd is None else nd, dtype=d.dtype)
-            full[:, :h, :w] = part
-            out[n] = full
-    return out

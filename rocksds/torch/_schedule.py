@@ -38,7 +38,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = ["Schedule", "UNEVEN_MODES", "key_runs"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 __all__ = ["Batch", "collate", "stack_samples", "Sample"]
 

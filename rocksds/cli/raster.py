@@ -1,8 +1,7 @@
-"""The ``ingest-raster`` and ``demo`` subcommands (registered by :mod:`rocksds.cli`).
+"""``rocksds ingest-raster``: parsing and printing around :func:`rocksds.raster.ingest_raster`.
 
-Parsing only: each handler calls :func:`rocksds.raster.ingest_raster` or
-:func:`rocksds.demo.run_demo`. rasterio, Dask and tqdm are imported only when
-a command runs.
+rasterio and Dask are imported only when the command runs (rocksds.raster
+imports neither until it reads a raster or starts a cluster client).
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ import json
 import shlex
 from typing import Any
 
-from .errors import InvalidArgumentError
+from .._optional import ProgressBar
+from ..errors import InvalidArgumentError
+from ..raster import ingest_raster, read_sources_csv
 
 __all__ = ["register"]
 
@@ -55,17 +56,7 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def _progress(quiet: bool) -> Any:
-    if quiet:
-        return None
-    from .demo import _Bar
-
-    return _Bar("chipping", "row")
-
-
 def _cmd_ingest_raster(args: argparse.Namespace) -> int:
-    from .raster import ingest_raster, read_sources_csv
-
     if bool(args.input) == bool(args.csv):
         raise InvalidArgumentError("give the rasters with --input NAME=PATH (repeatable) or with --csv FILE, not both")
     if args.csv:
@@ -75,7 +66,7 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
         for name, path in args.input:
             grouped.setdefault(name, []).append(path)
         inputs = {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
-    bar = _progress(args.quiet or args.json)
+    bar = None if args.quiet or args.json else ProgressBar("chipping", "row")
     scheduler = args.scheduler
     try:
         report = ingest_raster(
@@ -99,21 +90,8 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    quiet = args.quiet or args.json
-    report = run_demo(args.dir, size=args.size, chip=args.chip, workers=args.workers, seed=args.seed,
-                      echo=(lambda s: None) if quiet else print, progress=not quiet)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    elif not args.quiet:
-        print(f"datasets in {report['workdir']}/chips (try: rocksds info {report['ingest']['datasets']['train']})")
-    return 0
-
-
 def register(sub: Any) -> None:
-    """Add ``ingest-raster`` and ``demo`` to the ``rocksds`` subparsers."""
+    """Add ``ingest-raster`` to the ``rocksds`` subparsers."""
     p = sub.add_parser(
         "ingest-raster",
         help="chip georeferenced rasters (GeoTIFF, ...) into a dataset, one per split",
@@ -143,15 +121,3 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_ingest_raster)
-
-    p = sub.add_parser("demo", help="build a synthetic GeoTIFF scene, chip, validate and read it back, with timings")
-    p.add_argument("--dir", help="working directory (default: a new temporary directory, kept)")
-    p.add_argument("--size", type=int, default=1024, help="scene side in pixels (default 1024)")
-    p.add_argument("--chip", type=int, default=64, help="chip side in pixels (default 64, stride chip/2)")
-    p.add_argument("--workers", type=int, default=1, help="processes for the build (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(handler=_cmd_demo)
-
-

@@ -31,7 +31,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .errors import ArgumentTypeError, DependencyNotFoundError, FieldNotFoundError, InvalidArgumentError
+from .._optional import require
+from ..errors import ArgumentTypeError, FieldNotFoundError, InvalidArgumentError
 
 __all__ = ["save_png", "render", "PALETTE"]
 
@@ -189,10 +190,7 @@ def save_png(
     else:
         value = sample
     image = render(value, bands=bands, attrs=attrs, kind=kind, name=field, stretch=stretch)
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DependencyNotFoundError("saving PNGs needs Pillow; install it with: pip install pillow") from None
+    Image = require("PIL.Image", "pillow", what="saving PNGs")
     path = os.fspath(path)
     Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")  # uint8: "L" or "RGB"
     return path

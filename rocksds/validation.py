@@ -220,7 +220,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
 
 def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:
     try:
-        return Storage.open_read_only(path, names, {}, 0)
+        return Storage.open_read_only(path, names)
     except RocksdsError as e:
         low = str(e).lower()
         code = "corrupt-block" if "corrupt" in low and "no such file" not in low else "unreadable"
@@ -384,7 +384,7 @@ def _check_records(
 def _open_many(report: Report, path: str, names: list[str]) -> Optional[tuple[Storage, list[str]]]:
     """Open all ``names`` at once; if that fails, report the ones that cannot be opened and open the rest."""
     try:
-        return Storage.open_read_only(path, names, {}, 0), names
+        return Storage.open_read_only(path, names), names
     except RocksdsError:
         pass
     good = []
@@ -396,7 +396,7 @@ def _open_many(report: Report, path: str, names: list[str]) -> Optional[tuple[St
     if not good:
         return None
     try:
-        return Storage.open_read_only(path, good, {}, 0), good
+        return Storage.open_read_only(path, good), good
     except RocksdsError as e:  # pragma: no cover - each opened alone
         report.add("unreadable", f"cannot open column families {good} together: {e}")
         return None

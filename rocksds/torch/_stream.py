@@ -17,10 +17,10 @@ from torch.utils.data import Sampler as _Sampler
 from torch.utils.data import get_worker_info
 
 from ._schedule import UNEVEN_MODES, Schedule, key_runs
-from ._torch_batch import Sample, _as_tensor
-from ._torch_map import Transform, _check_transform, _Handle, _probe
-from .errors import ArgumentTypeError, InvalidArgumentError
-from .reader import DEFAULT_CACHE_GB
+from ._batch import Sample, _as_tensor
+from ._map import Transform, _check_transform, _Handle, _probe
+from ..errors import ArgumentTypeError, InvalidArgumentError
+from ..reader import DEFAULT_CACHE_GB
 
 __all__ = ["RocksIterableDataset", "ResumableSampler", "STATE_VERSION"]
 

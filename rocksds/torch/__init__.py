@@ -119,17 +119,24 @@ one ``__getitem__`` call per sample (use ``default_collate`` there).
 
 from __future__ import annotations
 
-from .errors import DependencyNotFoundError
+from .._optional import require
 
-try:
-    import torch  # noqa: F401
-except ImportError as _e:  # pragma: no cover - exercised only without torch
-    raise DependencyNotFoundError(
-        "rocksds.torch needs PyTorch; install it with: pip install 'rocksds[torch]'"
-    ) from _e
+require("torch", "rocksds[torch]", what="rocksds.torch")
 
-from ._torch_batch import Batch, collate, stack_samples
-from ._torch_map import RocksDataset
-from ._torch_stream import ResumableSampler, RocksIterableDataset
+from ._batch import Batch, collate, stack_samples
+from ._map import RocksDataset
+from ._stream import ResumableSampler, RocksIterableDataset
+from ._loader import shuffled_loader
+from ._tensors import is_iterable_dataset, tensor_to_numpy
 
-__all__ = ["RocksDataset", "RocksIterableDataset", "ResumableSampler", "Batch", "collate", "stack_samples"]
+__all__ = [
+    "RocksDataset",
+    "RocksIterableDataset",
+    "ResumableSampler",
+    "Batch",
+    "collate",
+    "stack_samples",
+    "shuffled_loader",
+    "tensor_to_numpy",
+    "is_iterable_dataset",
+]

@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any, Optional
 
+from ..convert import from_hdf5, from_legacy, from_npy_folder, from_torch_dataset
 from ..errors import InvalidArgumentError
 
 __all__ = ["register"]
@@ -100,8 +101,6 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import from_hdf5, from_legacy, from_npy_folder, from_torch_dataset
-
     fields = _pairs(args.field, "--field") or None
     common = _common(args)
     if args.format == "hdf5":

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import Dataset as _MapDataset
 from torch.utils.data import get_worker_info
 
-from ._torch_batch import Batch, Sample, _as_tensor, stack_samples
-from .errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
-from .reader import DEFAULT_CACHE_GB, Dataset, open_dataset
+from ._batch import Batch, Sample, _as_tensor, stack_samples
+from ..errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
+from ..reader import DEFAULT_CACHE_GB, Dataset, open_dataset
 
 __all__ = ["RocksDataset"]
 

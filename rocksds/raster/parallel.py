@@ -1,6 +1,6 @@
-"""Parallel dataset builds: workers write sorted SST files, one step ingests them all.
+"""The parallel build branch: workers write sorted SST files, one step ingests them all.
 
-The unit of work is a :class:`rocksds.chipping.Task` (a band of chip rows of
+The unit of work is a :class:`rocksds.raster.plan.Task` (a band of chip rows of
 one scene). How many samples a task keeps is unknown until it has read its
 pixels (nodata filtering), so keys cannot be assigned up front. A build runs
 in three steps, every intermediate file living in a *staging directory*
@@ -13,9 +13,10 @@ in three steps, every intermediate file living in a *staging directory*
    (prefix sums in task order); each task rewrites its spool as one sorted
    SST file per field with final keys (same table options as the writer:
    format_version 5, crc32c, the field's compression).
-3. **ingest** (one process): per split, a new dataset is created beside the
-   final path, every field's SST files are ingested (IngestExternalFile) and
-   then the new ``count`` is written; the datasets are renamed into place.
+3. **ingest** (one process): per split, a new dataset is created at the path
+   it is given (:mod:`rocksds.raster.ingest` gives a build directory beside the
+   final path and renames it into place), every field's SST files are ingested
+   (IngestExternalFile) and then the new ``count`` is written.
 
 When nothing can be dropped by its pixels (``min_valid == 0``), each task's
 count follows from the grid and the split blocks alone, so key ranges are
@@ -49,11 +50,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from ._storage import Storage
-from .errors import DependencyNotFoundError, InvalidArgumentError, RocksdsError
-from .keys import encode_key
-from .records import Codec
-from .writer import table_config
+from .._optional import require
+from .._storage import Storage
+from ..errors import InvalidArgumentError, RocksdsError
+from ..keys import encode_key
+from ..records import Codec
+from ..writer import create, table_config
+from .chips import TaskStats, iter_task
+from .plan import ChipPlan, geometric_counts, split_schema
 
 __all__ = ["build", "dask_client", "plan_fingerprint", "WorkerLostError"]
 
@@ -67,12 +71,7 @@ class WorkerLostError(RocksdsError, RuntimeError):
 
 def dask_client(scheduler: Any) -> tuple[Any, bool]:
     """``(client, owned)`` for a Client or a ``"dask://host:port"`` / ``"tcp://host:port"`` address."""
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise DependencyNotFoundError(
-            "running tasks on Dask needs dask.distributed: pip install 'rocksds[dask]'"
-        ) from None
+    Client = require("dask.distributed", "rocksds[dask]", what="running tasks on Dask").Client
     if isinstance(scheduler, Client):
         return scheduler, False
     if isinstance(scheduler, str):
@@ -83,7 +82,7 @@ def dask_client(scheduler: Any) -> tuple[Any, bool]:
     raise InvalidArgumentError(f"scheduler must be a dask.distributed.Client or 'dask://host:port', got {scheduler!r}")
 
 
-def plan_fingerprint(plan: Any) -> str:
+def plan_fingerprint(plan: ChipPlan) -> str:
     """A digest of everything that decides a build's bytes (not the recorded command)."""
     attrs = {k: v for k, v in plan.schema.attrs.items() if k != "command"}
     doc = {
@@ -140,7 +139,7 @@ def _read_json(path: str) -> Optional[Any]:
 class _Tables:
     """One sorted SST file per field for a (task, split), keys from ``offset`` on; marked done by :meth:`close`."""
 
-    def __init__(self, plan: Any, staging: str, task: int, split: int, offset: int) -> None:
+    def __init__(self, plan: ChipPlan, staging: str, task: int, split: int, offset: int) -> None:
         self.names = list(plan.schema.fields)
         self.paths = {name: _sst(staging, task, split, name) for name in self.names}
         self.marker = _sst_marker(staging, task, split)
@@ -165,7 +164,7 @@ class _Tables:
         return doc
 
 
-def _chip_task(plan: Any, task_index: int, staging: str, offsets: Optional[list[int]] = None) -> dict[str, Any]:
+def _chip_task(plan: ChipPlan, task_index: int, staging: str, offsets: Optional[list[int]] = None) -> dict[str, Any]:
     """Step 1 for one task: chip, then write the marker.
 
     Without ``offsets`` the records go to one spool file per split (step 2
@@ -173,8 +172,6 @@ def _chip_task(plan: Any, task_index: int, staging: str, offsets: Optional[list[
     up front when no pixel-based filtering can drop chips) they go straight
     into the final tables and step 2 has nothing to do.
     """
-    from .chipping import TaskStats, iter_task
-
     task = plan.tasks[task_index]
     codecs = [Codec(n, f) for n, f in plan.schema.fields.items()]
     files: dict[int, Any] = {}
@@ -207,7 +204,7 @@ def _chip_task(plan: Any, task_index: int, staging: str, offsets: Optional[list[
     return doc
 
 
-def _table_task(plan: Any, task_index: int, split: int, offset: int, n: int, staging: str) -> dict[str, Any]:
+def _table_task(plan: ChipPlan, task_index: int, split: int, offset: int, n: int, staging: str) -> dict[str, Any]:
     """Step 2 for one (task, split): rewrite the spool as one sorted SST per field with final keys."""
     nfields = len(plan.schema.fields)
     sink = _Tables(plan, staging, task_index, split, offset)
@@ -291,12 +288,10 @@ class _Runner:
             self._client.close()
 
 
-def _direct_offsets(plan: Any) -> Optional[list[list[int]]]:
+def _direct_offsets(plan: ChipPlan) -> Optional[list[list[int]]]:
     """Each task's first key per split when counts follow from geometry alone (``min_valid == 0``), else None."""
     if plan.min_valid > 0:
         return None
-    from .chipping import geometric_counts
-
     out, offsets = [], [0] * len(plan.splits)
     for t in plan.tasks:
         out.append(list(offsets))
@@ -331,8 +326,8 @@ def _tables_ok(staging: str, task: int, split: int, offset: int) -> bool:
 
 
 def build(
-    plan: Any,
-    finals: Sequence[str],
+    plan: ChipPlan,
+    paths: Sequence[str],
     *,
     workers: int = 2,
     scheduler: Any = None,
@@ -340,12 +335,12 @@ def build(
     progress: Optional[Callable[[int], None]] = None,
     keep_staging: bool = False,
     timings: Optional[dict[str, float]] = None,
-) -> list[Any]:
-    """Run a :class:`rocksds.chipping.ChipPlan` in parallel and place one dataset per split at ``finals``.
+) -> list[TaskStats]:
+    """Run a :class:`rocksds.raster.plan.ChipPlan` in parallel and write one new dataset per split at ``paths``.
 
     Args:
-        plan: from :func:`rocksds.chipping.plan_chips`.
-        finals: dataset path of each split, in ``plan.splits`` order.
+        plan: from :func:`rocksds.raster.plan.plan_chips`.
+        paths: dataset path of each split, in ``plan.splits`` order (must not exist); the caller places them.
         workers: process-pool size (ignored with ``scheduler``).
         scheduler: ``None`` (process pool), a ``dask.distributed.Client``, or ``"dask://host:port"``.
         staging_dir: where spool and SST files go; must be visible to every
@@ -357,13 +352,9 @@ def build(
         timings: if given, receives the seconds of each step (``chip``, ``tables``, ``ingest``).
 
     Returns:
-        One :class:`rocksds.chipping.TaskStats` per task.
+        One :class:`rocksds.raster.chips.TaskStats` per task.
     """
-    from .raster import building_path, place_dataset
-    from .chipping import TaskStats, split_schema
-    from .writer import create
-
-    staging = os.path.abspath(staging_dir or (finals[0].rstrip(os.sep) + ".rocksds-staging"))
+    staging = os.path.abspath(staging_dir or (paths[0].rstrip(os.sep) + ".rocksds-staging"))
     _prepare_staging(staging, plan_fingerprint(plan))
     nsplit = len(plan.splits)
     timings = {} if timings is None else timings
@@ -412,19 +403,11 @@ def build(
         runner.close()
     timings["tables"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    # Step 3: one ingest per split (count last), then rename every split into place.
+    # Step 3: one ingest per split (count last).
     names = list(plan.schema.fields)
-    tmps = [building_path(final) for final in finals]
-    try:
-        for k, tmp in enumerate(tmps):
-            with create(tmp, split_schema(plan, k), wal=False) as w:
-                w.ingest_tables({name: [_sst(staging, t, k, name) for t, _ in layout[k]] for name in names}, offsets[k])
-        for tmp, final in zip(tmps, finals):
-            place_dataset(tmp, final)
-    except BaseException:
-        for tmp in tmps:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    for k, path in enumerate(paths):
+        with create(path, split_schema(plan, k), wal=False) as w:
+            w.ingest_tables({name: [_sst(staging, t, k, name) for t, _ in layout[k]] for name in names}, offsets[k])
     timings["ingest"] = time.perf_counter() - clock
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
