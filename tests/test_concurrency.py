@@ -99,6 +99,39 @@ def test_second_writer_in_another_process_is_refused(dataset: Path) -> None:
         assert len(w) == count
 
 
+def _assert_untouched_while_written(dataset: Path, replace) -> None:
+    """``replace()`` (an overwrite of ``dataset``) is refused while another process writes it; nothing is lost."""
+    proc = _start_writer(dataset)
+    try:
+        with pytest.raises(rocksds.DatasetLockedError, match="locked by another writer"):
+            replace()
+    finally:
+        _stop(proc)
+    count = assert_valid(dataset)
+    assert count >= 40
+    assert_samples(dataset, count)
+    assert not [n for n in os.listdir(dataset.parent) if n.startswith(".")], "a build directory was left behind"
+
+
+def test_ingest_raster_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    from rocksds.raster import ingest_raster
+    from rocksds.testing import write_synthetic_geotiff
+
+    scene = write_synthetic_geotiff(str(tmp_path / "scene.tif"), 64, 64, block=32)
+    _assert_untouched_while_written(dataset, lambda: ingest_raster(dataset, {"image": scene}, chip=32, overwrite=True))
+
+
+def test_convert_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    from rocksds.convert import from_npy_folder
+
+    src = tmp_path / "npy"
+    src.mkdir()
+    for i in range(3):
+        np.save(src / f"{i}.npy", np.arange(4) + i)
+    _assert_untouched_while_written(dataset, lambda: from_npy_folder(str(src), str(dataset), overwrite=True))
+
+
 def test_overwrite_replaces_a_closed_dataset(dataset: Path) -> None:
     schema = rocksds.Schema(fields={"x": rocksds.Field(dtype="uint8", shape=(2,))})
     with rocksds.create(dataset, schema, overwrite=True) as w:
