@@ -38,7 +38,7 @@ import numpy as np
 from rocksds import spec
 from rocksds.testing import list_column_families, raw_readable, raw_writable
 from rocksds.keys import encode_count, encode_key
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.schema import Field
 
 from .canonical import NUMERIC, make_dump, record_entry
@@ -84,7 +84,7 @@ def encode_records(doc: dict, samples: list[dict], first: int = 0) -> Puts:
     puts: Puts = []
     for entry in doc["fields"]:
         known = {k: entry[k] for k in Field.model_fields if k in entry}
-        codec = Codec(entry["name"], Field(**known))
+        codec = RecordCodec(entry["name"], Field(**known))
         for i, s in enumerate(samples):
             puts.append((entry["column_family"], encode_key(first + i), codec.encode(s[entry["name"]])))
     return puts

@@ -30,7 +30,7 @@ from . import spec
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
-__all__ = ["CFConfig", "Storage", "list_column_families", "rocksdb_version", "storage_error"]
+__all__ = ["CFConfig", "SstFiles", "Storage", "list_column_families", "rocksdb_version", "storage_error"]
 
 _COMPRESSION = {
     "none": rd.DBCompressionType.none,
@@ -279,6 +279,36 @@ def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
         shutil.rmtree(path, True)
 
 
+class SstFiles:
+    """Sorted table files written side by side, one per column family, for :meth:`Storage.ingest`.
+
+    Each :meth:`add` puts one key with one value per file; keys must come in
+    increasing order. :meth:`finish` completes every file (portable format,
+    the options of each file's :class:`CFConfig`). The writer's ``bulk=True``
+    commits and the parallel raster build both write their tables here.
+    """
+
+    def __init__(self, paths: Sequence[str], configs: Sequence[CFConfig]) -> None:
+        self.paths = list(paths)
+        self.n = 0
+        self._writers = []
+        for path, cfg in zip(self.paths, configs):
+            w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
+            w.open(path)
+            self._writers.append(w)
+
+    def add(self, key: bytes, values: Sequence[bytes]) -> None:
+        """Put ``key`` with ``values[j]`` in file ``j``."""
+        for w, value in zip(self._writers, values):
+            w[key] = value
+        self.n += 1
+
+    def finish(self) -> None:
+        """Complete every file (they are unreadable until then)."""
+        for w in self._writers:
+            w.finish()
+
+
 class Storage:
     """An open RocksDB database with named column families of raw bytes.
 
@@ -450,7 +480,7 @@ class Storage:
             meta.flush(True)
 
     def ingest(self, cf: str, files: list[str]) -> None:
-        """Ingest sorted SST files (built by :meth:`sst_writer`) into one column family."""
+        """Ingest sorted SST files (built by :class:`SstFiles`) into one column family."""
         opts = rd.IngestExternalFileOptions()
         opts.set_move_files(True)
         try:
@@ -458,10 +488,6 @@ class Storage:
         except Exception as e:
             raise self._error(e) from None
 
-    @staticmethod
-    def sst_writer(cfg: CFConfig) -> rd.SstFileWriter:
-        """An SstFileWriter whose tables match :class:`CFConfig` (portable format)."""
-        return rd.SstFileWriter(_cf_options(cfg, None, create=False))
 
     # ------------------------------------------------------------------ lifetime
 

@@ -21,11 +21,11 @@ from ._storage import CFConfig, Storage
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
 from .errors import NotADatasetError
 from .keys import encode_key, encode_keys
-from .records import Codec, Value
+from .records import RecordCodec, Value
 from .schema import Schema
 from .spec import META_CF
 
-__all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB"]
+__all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB", "fork_generation"]
 
 #: Default block cache, shared by the field column families of one handle.
 DEFAULT_CACHE_GB = 0.25
@@ -44,6 +44,12 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_generation() -> int:
+    """How many forks lie between the first process and this one: a handle made in another generation
+    belongs to an ancestor process and must not be used here (its RocksDB threads did not survive the fork)."""
+    return _fork_generation
 
 #: Handles inherited through fork(): kept alive in the child so their destructor never runs there.
 _INHERITED: list[Storage] = []
@@ -148,7 +154,7 @@ class Dataset:
         except BaseException:
             storage.close()
             raise
-        self._codecs = [(Codec(n, f), f.column_family) for n, f in self.schema.fields.items()]
+        self._codecs = [(RecordCodec(n, f), f.column_family) for n, f in self.schema.fields.items()]
         self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]
         self._decoders = [(codec.name, codec.decode) for codec, _cf in self._codecs]
         self._storage = storage
@@ -213,8 +219,8 @@ class Dataset:
         return self.schema.attrs
 
     @property
-    def fields(self) -> tuple[str, ...]:
-        """Names of the fields this handle reads."""
+    def field_names(self) -> tuple[str, ...]:
+        """Names of the fields this handle reads (``schema.fields`` maps them to their :class:`Field`)."""
         return self.schema.names
 
     def __repr__(self) -> str:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Optional
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Any, Optional
 
 import msgpack
 import numpy as np
@@ -21,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field as PydanticField, TypeAdapter,
 from pydantic import field_validator, model_validator
 
 from . import spec
+from ._document import TOP_LEVEL_KEYS, SchemaDocument, field_entry, parse_version, string_list
 from .errors import SchemaError, UnsupportedFeatureError, UnsupportedVersionError
 
 __all__ = ["Field", "Schema", "document_json_schema", "dtype_name"]
@@ -186,33 +185,6 @@ class Field(_Model):
         return None if self.is_variable else math.prod(self.shape) * self.itemsize  # type: ignore[arg-type]
 
 
-_DtypeName = Literal[tuple(sorted(spec.DTYPES))]  # type: ignore[valid-type]
-_CompressionName = Literal[tuple(sorted(spec.COMPRESSIONS))]  # type: ignore[valid-type]
-
-
-class SchemaDocumentField(TypedDict):
-    """One entry of the document's ``fields`` list (SPEC.md, 3.1)."""
-
-    name: str
-    dtype: _DtypeName
-    shape: list[Optional[int]]
-    column_family: str
-    compression: _CompressionName
-    compression_level: NotRequired[int]
-
-
-class SchemaDocument(TypedDict):
-    """The msgpack map stored under ``__rocksds__/schema`` (SPEC.md, 3)."""
-
-    format: Literal["rocksds"]
-    version: str
-    fields: list[SchemaDocumentField]
-    attrs: NotRequired[dict[str, Any]]
-    reader_features: NotRequired[list[str]]
-    writer_features: NotRequired[list[str]]
-    writer: NotRequired[dict[str, str]]
-
-
 def document_json_schema() -> dict[str, Any]:
     """JSON Schema of the schema document, for tools in other languages."""
     return TypeAdapter(SchemaDocument).json_schema()
@@ -280,7 +252,7 @@ class Schema(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        _parse_version(v)
+        parse_version(v)
         return v
 
     # ------------------------------------------------------------------ access
@@ -398,17 +370,17 @@ class Schema(_Model):
         if doc.get("format") != spec.FORMAT_NAME:
             raise SchemaError(f"schema document 'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
         version = doc.get("version")
-        major, _minor = _parse_version(version)
+        major, _minor = parse_version(version)
         if major != spec.FORMAT_MAJOR:
             raise UnsupportedVersionError(
                 f"dataset uses format version {version}; this reader supports major version "
                 f"{spec.FORMAT_MAJOR} (upgrade rocksds to read it)"
             )
-        reader_features = _str_list(doc.get("reader_features", []), "reader_features")
+        reader_features = string_list(doc.get("reader_features", []), "reader_features")
         unknown = sorted(set(reader_features) - spec.KNOWN_READER_FEATURES)
         if unknown:
             raise UnsupportedFeatureError(f"dataset requires reader features this reader does not know: {unknown}")
-        writer_features = _str_list(doc.get("writer_features", []), "writer_features")
+        writer_features = string_list(doc.get("writer_features", []), "writer_features")
         raw_fields = doc.get("fields")
         if not isinstance(raw_fields, list):
             raise SchemaError("schema document 'fields' must be a list")
@@ -416,19 +388,9 @@ class Schema(_Model):
             raise SchemaError(f"schema document has {len(raw_fields)} fields; the limit is {spec.MAX_FIELDS}")
         fields: dict[str, Field] = {}
         for i, entry in enumerate(raw_fields):
-            if not isinstance(entry, dict):
-                raise SchemaError(f"fields[{i}] must be a map")
-            missing = [k for k in ("name", "dtype", "shape", "column_family", "compression") if k not in entry]
-            if missing:
-                raise SchemaError(f"fields[{i}] lacks required keys {missing}")
-            name = entry["name"]
-            if not isinstance(name, str):
-                raise SchemaError(f"fields[{i}].name must be a string")
+            name, known = field_entry(entry, i)
             if name in fields:
                 raise SchemaError(f"field name {name!r} appears twice")
-            known = {k: entry[k] for k in Field.model_fields if k in entry}
-            if not isinstance(known["shape"], list):
-                raise SchemaError(f"field {name!r}: shape must be a list")
             try:
                 fields[name] = Field(**known)
             except SchemaError as e:
@@ -437,8 +399,7 @@ class Schema(_Model):
         if not isinstance(writer, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in writer.items()):
             raise SchemaError("schema document 'writer' must be a map of strings")
         attrs = doc.get("attrs", {})
-        known_top = {"format", "version", "fields", "attrs", "reader_features", "writer_features", "writer"}
-        extra = {k: v for k, v in doc.items() if k not in known_top}
+        extra = {k: v for k, v in doc.items() if k not in TOP_LEVEL_KEYS}
         return cls(
             fields=fields,
             attrs=attrs,
@@ -478,21 +439,6 @@ def decode_document(data: bytes) -> Any:
     except (msgpack.exceptions.ExtraData, ValueError, msgpack.exceptions.UnpackException,
             msgpack.exceptions.StackError, TypeError, UnicodeDecodeError, RecursionError) as e:
         raise SchemaError(f"schema document is not valid msgpack: {type(e).__name__}: {e}") from None
-
-
-def _parse_version(v: Any) -> tuple[int, int]:
-    if not isinstance(v, str):
-        raise SchemaError(f"version must be a string 'MAJOR.MINOR', got {v!r}")
-    parts = v.split(".")
-    if len(parts) != 2 or not all(p.isdigit() and p.isascii() and len(p) <= 9 for p in parts):
-        raise SchemaError(f"version must be 'MAJOR.MINOR', got {v!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def _str_list(v: Any, what: str) -> list[str]:
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise SchemaError(f"schema document {what!r} must be a list of strings")
-    return v
 
 
 def dtype_name(dt: Any) -> Optional[str]:

@@ -27,8 +27,9 @@ from . import spec
 from ._storage import Storage, list_column_families
 from .errors import RocksdsError, SchemaError
 from .keys import decode_count, encode_key
-from .records import Codec
-from .schema import Field, Schema, _parse_version, decode_document
+from .records import RecordCodec
+from ._document import field_entry, parse_version
+from .schema import Field, Schema, decode_document
 
 __all__ = ["validate", "Issue", "Report", "CODES", "ERROR", "WARNING"]
 
@@ -254,7 +255,7 @@ def _check_schema(report: Report, meta: Storage) -> tuple[dict[str, Field], Opti
     if bad_format:
         report.add("malformed-schema", f"'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
     try:
-        major, _minor = _parse_version(doc.get("version"))
+        major, _minor = parse_version(doc.get("version"))
     except SchemaError as e:
         report.add("malformed-schema", str(e))
         return {}, None
@@ -308,13 +309,9 @@ def _check_fields(report: Report, raw: Any) -> tuple[dict[str, Field], set[str],
                        field=name if isinstance(name, str) else None)
             failed = True
             continue
-        missing = [k for k in ("name", "dtype", "shape", "column_family", "compression") if k not in entry]
         try:
-            if missing:
-                raise SchemaError(f"lacks required keys {missing}")
-            if not isinstance(name, str) or not isinstance(entry["shape"], list):
-                raise SchemaError("name must be a string and shape a list")
-            f = Field(**{k: entry[k] for k in Field.model_fields if k in entry})
+            name, known = field_entry(entry, i)
+            f = Field(**known)
         except SchemaError as e:
             report.add("malformed-schema", f"field {label}: {e}")
             failed = True
@@ -410,7 +407,7 @@ def _check_field(report: Report, storage: Storage, name: str, f: Field, count: O
     """
     cf = f.column_family
     assert cf is not None
-    codec = Codec(name, f)
+    codec = RecordCodec(name, f)
     expected = 0  # the next sample index we expect to see
     beyond = 0
     start: Optional[bytes] = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -17,15 +17,15 @@ import numpy as np
 from ._paths import building
 from ._version import __version__
 from ._metadata import as_path, check_is_dataset, metadata_puts, probe_schema, read_count
-from ._storage import CFConfig, Storage, rocksdb_version
+from ._storage import CFConfig, SstFiles, Storage, rocksdb_version
 from .errors import ArgumentTypeError, ClosedError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
-from .records import Codec
+from .records import RecordCodec
 from .schema import Field, Schema
 from .spec import KNOWN_WRITER_FEATURES, META_CF
 
-__all__ = ["Writer", "create", "open_writer"]
+__all__ = ["Writer", "create", "open_writer", "table_config", "field_tables"]
 
 #: append() commits by itself once this many encoded bytes are pending.
 DEFAULT_COMMIT_BYTES = 64 * 2**20
@@ -34,6 +34,11 @@ DEFAULT_COMMIT_BYTES = 64 * 2**20
 def table_config(field: Field) -> CFConfig:
     """How a field's tables are written, by a Writer or by anything that builds SST files for it."""
     return CFConfig(compression=field.compression, level=field.compression_level)
+
+
+def field_tables(schema: Schema, paths: Sequence[str]) -> SstFiles:
+    """Sorted table files, one per field in schema order at ``paths``, for :meth:`Writer.ingest_tables`."""
+    return SstFiles(paths, [table_config(f) for f in schema.fields.values()])
 
 
 def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
@@ -107,8 +112,7 @@ class Writer:
         self._wal = bool(wal)
         self._bulk = bool(bulk)
         self._commit_bytes = commit_bytes
-        self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
-        self._tables = [table_config(f) for f in schema.fields.values()]
+        self._codecs = [(RecordCodec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._pending: list[list[bytes]] = []
         self._pending_bytes = 0
 
@@ -205,7 +209,7 @@ class Writer:
         return [list(t) for t in zip(*per_field)] if n else []
 
     @staticmethod
-    def _encode_column(codec: Codec, column: Any, n: int) -> list[bytes]:
+    def _encode_column(codec: RecordCodec, column: Any, n: int) -> list[bytes]:
         if isinstance(column, np.ndarray) and not codec.field.is_variable:
             return codec.encode_stacked(column)
         out = []
@@ -242,14 +246,12 @@ class Writer:
         tag = uuid.uuid4().hex[:12]
         tables: dict[str, list[str]] = {}
         try:
-            for j, (codec, _cf) in enumerate(self._codecs):
-                path = os.path.join(self.path, f".bulk-{tag}-{j}.sst")
-                sst = Storage.sst_writer(self._tables[j])
-                sst.open(path)
-                tables[codec.name] = [path]
-                for key, records in zip(keys, pending):
-                    sst[key] = records[j]
-                sst.finish()
+            paths = [os.path.join(self.path, f".bulk-{tag}-{j}.sst") for j in range(len(self._codecs))]
+            tables = {codec.name: [path] for (codec, _cf), path in zip(self._codecs, paths)}
+            files = field_tables(self.schema, paths)
+            for key, records in zip(keys, pending):
+                files.add(key, records)
+            files.finish()
             self._pending = []
             self._pending_bytes = 0
             self.ingest_tables(tables, n)
@@ -266,7 +268,7 @@ class Writer:
         """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
 
         ``tables`` maps each field name to SST files (built with
-        ``Storage.sst_writer`` and the field's table options) holding exactly
+        :func:`field_tables`, the fields' table options) holding exactly
         the keys ``len(self) .. len(self) + n - 1``, in non-overlapping files.
         Files are moved into the dataset. Each field's files are ingested in
         one IngestExternalFile call and ``count`` is written last (synced), so

@@ -18,7 +18,7 @@ import rocksds
 from _crash_writer import expected_sample
 from rocksds.testing import list_column_families, raw_readable, read_count, read_schema
 from rocksds.keys import encode_key
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.spec import COUNT_KEY, DEFAULT_CF, META_CF, SCHEMA_KEY
 
 PathLike = Union[str, Path]
@@ -45,7 +45,7 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
     ``count``; the column families are exactly the schema's plus metadata and
     ``default`` (which is empty); every field's keys are exactly
     ``0..count-1`` in order (or ``0..m-1``, ``m >= count``, with
-    ``tail_ok``), and every record passes ``Codec.check`` (length,
+    ``tail_ok``), and every record passes ``RecordCodec.check`` (length,
     variable-shape header, UTF-8).
     """
     path = os.fspath(path)
@@ -59,7 +59,7 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
         assert [k for k, _ in storage.iterate(DEFAULT_CF)] == []
         assert sorted(k for k, _ in storage.iterate(META_CF)) == sorted([COUNT_KEY, SCHEMA_KEY])
         for name, field in schema.fields.items():
-            codec = Codec(name, field)
+            codec = RecordCodec(name, field)
             n = 0
             for key, record in storage.iterate(field.column_family):  # type: ignore[arg-type]
                 assert key == encode_key(n), f"field {name!r}: key {key.hex()} where sample {n} was expected"

@@ -137,7 +137,7 @@ def test_overwrite_replaces_a_closed_dataset(dataset: Path) -> None:
     with rocksds.create(dataset, schema, overwrite=True) as w:
         w.append({"x": np.array([1, 2], np.uint8)})
     with rocksds.open(dataset) as ds:
-        assert ds.fields == ("x",) and len(ds) == 1
+        assert ds.field_names == ("x",) and len(ds) == 1
     assert [n for n in os.listdir(dataset.parent) if n != dataset.name] == []  # no leftovers
 
 

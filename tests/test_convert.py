@@ -324,9 +324,9 @@ def test_safe_loads_accepts_dtypes_and_plain_data(protocol):
 
 
 def test_verification_catches_a_wrong_record_and_removes_output(tmp_path, monkeypatch):
-    from rocksds.records import Codec
+    from rocksds.records import RecordCodec
 
-    original = Codec.encode
+    original = RecordCodec.encode
     calls = {"n": 0}
 
     def corrupting(self, value):
@@ -336,7 +336,7 @@ def test_verification_catches_a_wrong_record_and_removes_output(tmp_path, monkey
             data = bytes([data[0] ^ 1]) + data[1:]
         return data
 
-    monkeypatch.setattr(Codec, "encode", corrupting)
+    monkeypatch.setattr(RecordCodec, "encode", corrupting)
     ds = torch.utils.data.TensorDataset(torch.arange(10.0).reshape(5, 2))
     with pytest.raises(rocksds.VerificationError, match="sample 3, field 'x'.*removed"):
         from_torch_dataset(ds, str(tmp_path / "out.rds"), names=["x"])
@@ -350,7 +350,7 @@ def test_existing_output_needs_overwrite_and_must_be_a_dataset(tmp_path):
     with pytest.raises(rocksds.DatasetExistsError, match="overwrite"):
         from_torch_dataset(ds, out, names=["a"])
     report = from_torch_dataset(torch.utils.data.TensorDataset(torch.arange(6)), out, names=["b"], overwrite=True)
-    assert report.count == 6 and rocksds.open(out).fields == ("b",)
+    assert report.count == 6 and rocksds.open(out).field_names == ("b",)
     (tmp_path / "plain").mkdir()
     with pytest.raises(rocksds.NotADatasetError):
         from_torch_dataset(ds, str(tmp_path / "plain"), names=["a"], overwrite=True)

@@ -30,7 +30,7 @@ from rocksds import spec
 from rocksds.testing import raw_writable
 from rocksds.errors import CorruptionError, RocksdsError, SchemaError
 from rocksds.keys import encode_key
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.schema import Field, Schema, decode_document
 
 N = 20
@@ -508,7 +508,7 @@ CODEC_FIELDS = {
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(sorted(CODEC_FIELDS)), st.binary(max_size=96))
 def test_fuzz_codec_decode(name: str, record: bytes) -> None:
-    codec = Codec(name, CODEC_FIELDS[name])
+    codec = RecordCodec(name, CODEC_FIELDS[name])
     problem = codec.check(record)  # never raises
     assert problem is None or isinstance(problem, tuple)
     try:
@@ -528,7 +528,7 @@ def test_fuzz_codec_decode(name: str, record: bytes) -> None:
 
 
 def test_record_header_declaring_huge_dims() -> None:
-    codec = Codec("var2", CODEC_FIELDS["var2"])
+    codec = RecordCodec("var2", CODEC_FIELDS["var2"])
     for dims in ((2**32 - 1, 2**32 - 1), (2**31, 0), (0, 2**32 - 1), (7, 7)):
         record = struct.pack("<II", *dims) + b"\x01" * 10
         with pytest.raises(CorruptionError):

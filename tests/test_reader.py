@@ -84,7 +84,7 @@ def test_iteration_is_in_order_and_complete(small_dataset):
 def test_fields_subset_opens_only_those(small_dataset):
     path, samples = small_dataset
     ds = rocksds.open(path, fields=["label", "image"])
-    assert ds.fields == ("label", "image")
+    assert ds.field_names == ("label", "image")
     assert list(ds[4]) == ["label", "image"]
     assert ds.full_schema.names == ("image", "mask", "label", "points")
     with pytest.raises(FieldNotFoundError, match="nope"):
@@ -157,7 +157,7 @@ def test_pickle_keeps_path_and_options(small_dataset):
     path, samples = small_dataset
     ds = rocksds.open(path, fields=["label"], cache_gb=0.01)
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone.fields == ("label",) and clone[7]["label"] == samples[7]["label"]
+    assert clone.field_names == ("label",) and clone[7]["label"] == samples[7]["label"]
 
 
 def test_handle_reopens_after_fork(small_dataset):
@@ -206,4 +206,4 @@ def test_missing_field_column_family_is_named(tmp_path):
     _raw_db(tmp_path / "d", {spec.SCHEMA_KEY: msgpack.packb(doc), spec.COUNT_KEY: encode_count(0)})  # has CF "a" only
     with pytest.raises(rocksds.CorruptionError, match="field 'b' has no column family 'b'"):
         rocksds.open(tmp_path / "d")
-    assert rocksds.open(tmp_path / "d", fields=["a"]).fields == ("a",)
+    assert rocksds.open(tmp_path / "d", fields=["a"]).field_names == ("a",)

@@ -3,12 +3,12 @@ import pytest
 
 from rocksds import spec
 from rocksds.errors import CorruptionError, SampleError
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.schema import Field
 
 
 def codec(dtype, shape=()):
-    return Codec("f", Field(dtype=dtype, shape=shape))
+    return RecordCodec("f", Field(dtype=dtype, shape=shape))
 
 
 def test_fixed_record_is_raw_little_endian_c_order():

@@ -17,7 +17,7 @@ import torch.multiprocessing as torch_mp  # noqa: E402
 from torch.utils.data import DataLoader, DistributedSampler, default_collate  # noqa: E402
 
 import rocksds  # noqa: E402
-from rocksds.torch import _batch, _map, _stream  # noqa: E402
+from rocksds.torch import _batch, _handle, _stream  # noqa: E402
 from rocksds.torch import Batch, RocksDataset, RocksIterableDataset, ResumableSampler, collate  # noqa: E402
 
 N = 300
@@ -85,7 +85,7 @@ def check_batch(batch: dict, samples: list[dict], fields=FIXED) -> list[int]:
 
 def fake_worker_info(monkeypatch, info) -> None:
     """Make rocksds.torch believe it runs in a DataLoader worker described by ``info()``."""
-    for module in (_batch, _map, _stream):
+    for module in (_batch, _handle, _stream):
         monkeypatch.setattr(module, "get_worker_info", info)
 
 

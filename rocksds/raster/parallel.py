@@ -51,11 +51,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from .._optional import require
-from .._storage import Storage
 from ..errors import InvalidArgumentError, RocksdsError
 from ..keys import encode_key
-from ..records import Codec
-from ..writer import create, table_config
+from ..records import RecordCodec
+from ..writer import create, field_tables
 from .chips import TaskStats, iter_task
 from .plan import ChipPlan, geometric_counts, split_schema
 
@@ -140,25 +139,20 @@ class _Tables:
     """One sorted SST file per field for a (task, split), keys from ``offset`` on; marked done by :meth:`close`."""
 
     def __init__(self, plan: ChipPlan, staging: str, task: int, split: int, offset: int) -> None:
-        self.names = list(plan.schema.fields)
-        self.paths = {name: _sst(staging, task, split, name) for name in self.names}
+        self.paths = {name: _sst(staging, task, split, name) for name in plan.schema.fields}
         self.marker = _sst_marker(staging, task, split)
-        self.offset, self.n = offset, 0
-        self.writers = []
-        for name, f in plan.schema.fields.items():
-            w = Storage.sst_writer(table_config(f))
-            w.open(self.paths[name])
-            self.writers.append(w)
+        self.offset = offset
+        self._files = field_tables(plan.schema, list(self.paths.values()))
+
+    @property
+    def n(self) -> int:
+        return self._files.n
 
     def add(self, records: Sequence[bytes]) -> None:
-        key = encode_key(self.offset + self.n)
-        for w, rec in zip(self.writers, records):
-            w[key] = rec
-        self.n += 1
+        self._files.add(encode_key(self.offset + self._files.n), records)
 
     def close(self) -> dict[str, Any]:
-        for w in self.writers:
-            w.finish()
+        self._files.finish()
         doc = {"offset": self.offset, "n": self.n, "files": self.paths}
         _write_json(self.marker, doc)
         return doc
@@ -173,7 +167,7 @@ def _chip_task(plan: ChipPlan, task_index: int, staging: str, offsets: Optional[
     into the final tables and step 2 has nothing to do.
     """
     task = plan.tasks[task_index]
-    codecs = [Codec(n, f) for n, f in plan.schema.fields.items()]
+    codecs = [RecordCodec(n, f) for n, f in plan.schema.fields.items()]
     files: dict[int, Any] = {}
     tables: dict[int, _Tables] = {}
     stats = TaskStats([0] * len(plan.splits))

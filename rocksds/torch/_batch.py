@@ -16,12 +16,12 @@ from torch.utils.data import get_worker_info
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["Batch", "collate", "stack_samples", "Sample"]
+__all__ = ["Batch", "collate", "stack_samples", "Sample", "as_tensor"]
 
 Sample = dict[str, Any]
 
 
-def _as_tensor(value: Any) -> Any:
+def as_tensor(value: Any) -> Any:
     """A decoded value -> tensor; copies read-only arrays, keeps ``bytes``/``str``."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value if value.flags.writeable else value.copy())
@@ -49,7 +49,7 @@ def _stack(samples: Sequence[Mapping[str, Any]], *, shared: bool) -> Sample:
         if isinstance(first, np.ndarray) and all(
             isinstance(v, np.ndarray) and v.shape == first.shape and v.dtype == first.dtype for v in values
         ):
-            values = [_as_tensor(v) for v in values]
+            values = [as_tensor(v) for v in values]
             first = values[0]
         if isinstance(first, torch.Tensor) and all(
             isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values

@@ -1,10 +1,7 @@
-"""The map-style :class:`RocksDataset` (public through :mod:`rocksds.torch`), and the
-per-process read handle the torch datasets share.
-"""
+"""The map-style :class:`RocksDataset` (public through :mod:`rocksds.torch`)."""
 
 from __future__ import annotations
 
-import multiprocessing.util
 import operator
 import os
 from collections.abc import Mapping, Sequence
@@ -13,63 +10,13 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 from torch.utils.data import Dataset as _MapDataset
-from torch.utils.data import get_worker_info
 
-from ._batch import Batch, Sample, _as_tensor, stack_samples
+from ._batch import Batch, Sample, as_tensor, stack_samples
+from ._handle import Handle, Transform, check_transform, probe
 from ..errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
-from ..reader import DEFAULT_CACHE_GB, Dataset, open_dataset
+from ..reader import DEFAULT_CACHE_GB
 
 __all__ = ["RocksDataset"]
-
-Transform = Callable[[Sample], Sample]
-
-#: Handles inherited through fork: RocksDB handles must not be closed in a
-#: child, so they are kept alive here instead of being garbage-collected.
-_INHERITED: list[Dataset] = []
-
-
-def _check_transform(name: str, fn: Any) -> None:
-    if fn is not None and not callable(fn):
-        raise ArgumentTypeError(f"{name} must be callable or None, got {type(fn).__name__}")
-
-
-class _Handle:
-    """One read handle per process, opened on first use (never shared across a fork)."""
-
-    def __init__(self, path: str, fields: Optional[list[str]], cache_gb: float) -> None:
-        self.path, self.fields, self.cache_gb = path, fields, cache_gb
-        self._ds: Optional[Dataset] = None
-        self._pid = -1
-
-    def get(self) -> Dataset:
-        ds = self._ds
-        if ds is None or self._pid != os.getpid():
-            if ds is not None:
-                _INHERITED.append(ds)
-            ds = open_dataset(self.path, fields=self.fields, cache_gb=self.cache_gb)
-            if get_worker_info() is not None:
-                # Worker processes end with os._exit, which skips weakref finalizers: close explicitly.
-                multiprocessing.util.Finalize(ds, ds.close, exitpriority=0)
-            self._ds, self._pid = ds, os.getpid()
-        return ds
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "fields": self.fields, "cache_gb": self.cache_gb}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
-
-
-def _probe(path: Any, fields: Optional[Sequence[str]], cache_gb: float) -> tuple[str, Optional[list[str]], int]:
-    """Validate path and options once, up front: (path, fields, sample count)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    if isinstance(fields, str):
-        raise ArgumentTypeError(f"fields must be a list of field names, got the string {fields!r}")
-    field_list = None if fields is None else list(fields)
-    with open_dataset(path, fields=field_list, cache_gb=cache_gb) as ds:  # the cache fills lazily: cheap
-        return os.fspath(path), field_list, len(ds)
-
 
 class RocksDataset(_MapDataset):
     """A map-style dataset of sample dicts (see the module docstring).
@@ -100,24 +47,24 @@ class RocksDataset(_MapDataset):
         cache_gb: float = DEFAULT_CACHE_GB,
         use_getitems: bool = True,
     ) -> None:
-        _check_transform("transform", transform)
-        _check_transform("batch_transform", batch_transform)
+        check_transform("transform", transform)
+        check_transform("batch_transform", batch_transform)
         if batch_transform is not None and not use_getitems:
             raise InvalidArgumentError(
                 "batch_transform runs inside __getitems__; pass use_getitems=True or apply it in your collate_fn"
             )
-        self.path, self.fields, self._len = _probe(path, fields, cache_gb)
+        self.path, self.field_names, self._len = probe(path, fields, cache_gb)
         self.transform = transform
         self.batch_transform = batch_transform
         self.cache_gb = cache_gb
         self.use_getitems = bool(use_getitems)
-        self._handle = _Handle(self.path, self.fields, cache_gb)
+        self._handle = Handle(self.path, self.field_names, cache_gb)
 
     def __len__(self) -> int:
         return self._len
 
     def __repr__(self) -> str:
-        return f"RocksDataset({self.path!r}, n={self._len}, fields={self.fields})"
+        return f"RocksDataset({self.path!r}, n={self._len}, fields={self.field_names})"
 
     def _index(self, index: Any) -> int:
         try:
@@ -131,7 +78,7 @@ class RocksDataset(_MapDataset):
 
     def __getitem__(self, index: int) -> Sample:
         raw = self._handle.get().get(self._index(index))
-        sample = {k: _as_tensor(v) for k, v in raw.items()}
+        sample = {k: as_tensor(v) for k, v in raw.items()}
         return sample if self.transform is None else self.transform(sample)
 
     @property
@@ -150,7 +97,7 @@ class RocksDataset(_MapDataset):
         n = len(idx)
         stacked: Sample = {}
         for key, value in raw.items():
-            stacked[key] = torch.from_numpy(value) if isinstance(value, np.ndarray) else [_as_tensor(v) for v in value]
+            stacked[key] = torch.from_numpy(value) if isinstance(value, np.ndarray) else [as_tensor(v) for v in value]
         if self.transform is not None:
             stacked = stack_samples([self.transform(s) for s in Batch(stacked, n)])
         if self.batch_transform is not None:

@@ -7,6 +7,7 @@ Public through :mod:`rocksds.torch`; the epoch plan itself lives in
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -17,8 +18,8 @@ from torch.utils.data import Sampler as _Sampler
 from torch.utils.data import get_worker_info
 
 from ._schedule import UNEVEN_MODES, Schedule, key_runs
-from ._batch import Sample, _as_tensor
-from ._map import Transform, _check_transform, _Handle, _probe
+from ._batch import Sample, as_tensor
+from ._handle import Handle, Transform, check_transform, probe
 from ..errors import ArgumentTypeError, InvalidArgumentError
 from ..reader import DEFAULT_CACHE_GB
 
@@ -26,6 +27,25 @@ __all__ = ["RocksIterableDataset", "ResumableSampler", "STATE_VERSION"]
 
 #: Version of the dictionaries made by the ``state_dict`` methods of this module.
 STATE_VERSION = 1
+
+
+@dataclass
+class _StreamProgress:
+    """Where one process's iteration of a :class:`RocksIterableDataset` epoch stands."""
+
+    epoch: int
+    worker: int  # this DataLoader worker's id (0 without workers)
+    num_workers: int  # of the DataLoader iterating
+    role: int  # which share of the epoch's schedule this worker streams
+    yielded: int  # samples of that share given out so far (the skip it resumed from included)
+
+
+@dataclass
+class _SamplerProgress:
+    """Where an iteration of a :class:`ResumableSampler` epoch stands."""
+
+    epoch: int
+    consumed: int  # indices given out so far (the resumed start included)
 
 
 class RocksIterableDataset(_IterDataset):
@@ -72,7 +92,7 @@ class RocksIterableDataset(_IterDataset):
         uneven: str = "exact",
         cache_gb: float = DEFAULT_CACHE_GB,
     ) -> None:
-        _check_transform("transform", transform)
+        check_transform("transform", transform)
         for name, value in (("seed", seed), ("block_size", block_size), ("buffer_size", buffer_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ArgumentTypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -82,7 +102,7 @@ class RocksIterableDataset(_IterDataset):
             raise InvalidArgumentError("pass rank and world_size together (or neither, to use torch.distributed)")
         if uneven not in UNEVEN_MODES:
             raise InvalidArgumentError(f"uneven must be one of {UNEVEN_MODES}, got {uneven!r}")
-        self.path, self.fields, self._n = _probe(path, fields, cache_gb)
+        self.path, self.field_names, self._n = probe(path, fields, cache_gb)
         self.transform = transform
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -93,12 +113,12 @@ class RocksIterableDataset(_IterDataset):
         self.cache_gb = cache_gb
         self._explicit_rank = rank is not None
         self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else _dist_rank()  # type: ignore[arg-type]
-        self._handle = _Handle(self.path, self.fields, cache_gb)
+        self._handle = Handle(self.path, self.field_names, cache_gb)
         # Shared with worker processes (fork or spawn, persistent or not): [0] the epoch,
         # [1] 1 once a worker has started iterating it, [2] that DataLoader's num_workers.
         self._shared = torch.zeros(3, dtype=torch.int64).share_memory_()
         self._pending: Optional[dict[str, Any]] = None
-        self._progress: Optional[list[int]] = None
+        self._progress: Optional[_StreamProgress] = None
         self._schedule(0, 1)  # validate the options now rather than in a worker
 
     # ------------------------------------------------------------------ plan
@@ -185,9 +205,9 @@ class RocksIterableDataset(_IterDataset):
 
     def _stream(self, sched: Schedule, worker: int, role: int, skip: int) -> Iterator[Sample]:
         ds = self._handle.get()
-        names = list(ds.fields)
+        names = list(ds.field_names)
         variable = [ds.schema.fields[name].is_variable for name in names]
-        progress = [sched.epoch, worker, sched.num_workers, role, skip]
+        progress = _StreamProgress(sched.epoch, worker, sched.num_workers, role, skip)
         self._progress = progress
         transform = self.transform
         for keys, emit in sched.windows(role, skip):
@@ -198,13 +218,13 @@ class RocksIterableDataset(_IterDataset):
             for name, is_var in zip(names, variable):
                 picked = [samples[j][name] for j in order]
                 if is_var:
-                    columns.append([_as_tensor(v) for v in picked])
+                    columns.append([as_tensor(v) for v in picked])
                 else:
                     columns.append(torch.from_numpy(np.stack(picked)).unbind(0))
             del samples
             for row in zip(*columns):
                 sample = dict(zip(names, row))
-                progress[4] += 1
+                progress.yielded += 1
                 yield sample if transform is None else transform(sample)
 
     # ------------------------------------------------------------------ state
@@ -238,7 +258,7 @@ class RocksIterableDataset(_IterDataset):
         epoch = self.epoch
         state: dict[str, Any] = {"version": STATE_VERSION, "epoch": epoch, **self._config()}
         info = get_worker_info()
-        progress = self._progress if self._progress is not None and self._progress[0] == epoch else None
+        progress = self._progress if self._progress is not None and self._progress.epoch == epoch else None
         pending = self._pending if self._pending is not None and self._pending["epoch"] == epoch else None
         if consumed is not None:
             if isinstance(consumed, bool) or not isinstance(consumed, (int, np.integer)):
@@ -249,20 +269,20 @@ class RocksIterableDataset(_IterDataset):
             if int(self._shared[1]):
                 state["num_workers"] = int(self._shared[2])
             elif progress is not None:
-                state["num_workers"] = progress[2]
+                state["num_workers"] = progress.num_workers
         elif info is not None:
             if progress is None:
                 raise InvalidArgumentError("state_dict() inside a worker before it has started iterating")
-            _epoch, worker, num_workers, role, yielded = progress
-            state["worker"] = {"id": worker, "num_workers": num_workers, "role": role, "yielded": yielded}
+            state["worker"] = {"id": progress.worker, "num_workers": progress.num_workers, "role": progress.role,
+                               "yielded": progress.yielded}
         elif int(self._shared[1]):
             raise InvalidArgumentError(
                 "this epoch is being read in DataLoader worker processes, which run ahead of the training loop; "
                 "pass consumed=<samples the loop has taken this epoch> (e.g. steps * batch_size)"
             )
         elif progress is not None:
-            state["consumed"] = progress[4]
-            state["num_workers"] = progress[2]
+            state["consumed"] = progress.yielded
+            state["num_workers"] = progress.num_workers
         elif pending is not None:
             return dict(pending)
         else:
@@ -339,7 +359,7 @@ class ResumableSampler(_Sampler[int]):
             raise InvalidArgumentError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
         self.epoch = 0
         self._pending: Optional[dict[str, Any]] = None
-        self._progress: Optional[list[int]] = None
+        self._progress: Optional[_SamplerProgress] = None
 
     def set_epoch(self, epoch: int) -> None:
         """Visit epoch ``epoch`` next."""
@@ -371,10 +391,10 @@ class ResumableSampler(_Sampler[int]):
         epoch = self.epoch
         pending = self._pending if self._pending is not None and self._pending["epoch"] == epoch else None
         start = pending["consumed"] if pending is not None else 0
-        progress = [epoch, start]
+        progress = _SamplerProgress(epoch, start)
         self._progress = progress
         for i in self.indices()[start:].tolist():
-            progress[1] += 1
+            progress.consumed += 1
             yield i
 
     def _config(self) -> dict[str, Any]:
@@ -384,8 +404,8 @@ class ResumableSampler(_Sampler[int]):
     def state_dict(self, consumed: Optional[int] = None) -> dict[str, Any]:
         """Where this rank stands in the current epoch (see the class docstring for ``consumed``)."""
         if consumed is None:
-            if self._progress is not None and self._progress[0] == self.epoch:
-                consumed = self._progress[1]
+            if self._progress is not None and self._progress.epoch == self.epoch:
+                consumed = self._progress.consumed
             elif self._pending is not None and self._pending["epoch"] == self.epoch:
                 consumed = self._pending["consumed"]
             else:
