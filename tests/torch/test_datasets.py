@@ -507,7 +507,7 @@ def test_torch_distributed_two_ranks(data, tmp_path):
 def test_train_tiny_cnn_example_learns(tmp_path):
     import importlib.util
 
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "train_tiny_cnn.py")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples", "train_tiny_cnn.py")
     spec = importlib.util.spec_from_file_location("train_tiny_cnn", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -205,7 +205,7 @@ def test_core_imports_neither_rasterio_nor_dask():
 
     code = "import sys, rocksds, rocksds.cli; rocksds.cli.build_parser(); " \
            "bad = [m for m in ('rasterio', 'dask', 'tqdm', 'torch') if m in sys.modules]; assert not bad, bad"
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 

@@ -16,7 +16,7 @@ from conformance import generate, runner
 from conformance.generate import raw_dump
 from rocksds.validation import ERROR, WARNING, validate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VECTORS = os.path.join(ROOT, "conformance", "vectors")
 ALL = sorted(f"{g}/{n}" for g in ("valid", "invalid") for n in os.listdir(os.path.join(VECTORS, g)))
 PY = sys.executable

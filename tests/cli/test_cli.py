@@ -18,7 +18,7 @@ from rocksds.tools.preview import render
 
 from legacy_layout import SystemCall, write_legacy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture

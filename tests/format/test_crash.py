@@ -26,8 +26,8 @@ import rocksds
 from _consistency import assert_samples, assert_valid, dir_state
 from _crash_writer import crash_schema, expected_sample, stacked, write_expected
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(__file__).resolve().with_name("_crash_writer.py")
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parents[1] / "_crash_writer.py"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 #: (write-ahead log, how samples go in); every configuration gets TRIALS kills.

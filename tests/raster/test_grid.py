@@ -124,5 +124,5 @@ def test_chip_georef_maps_the_chip_corners():
 
 def test_grid_imports_no_rasterio():
     code = "import sys, rocksds.raster.grid; assert 'rasterio' not in sys.modules"
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -25,8 +25,8 @@ import rocksds
 from _consistency import assert_samples, assert_valid, dir_state
 from _crash_writer import crash_schema, expected_sample, write_expected
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parents[1]  # tests/, where the shared helpers are
 SCRIPT = HERE / "_crash_writer.py"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")])}
 

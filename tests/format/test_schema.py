@@ -181,7 +181,7 @@ def test_committed_json_schema_is_current():
     import json
     import pathlib
 
-    path = pathlib.Path(__file__).parent.parent / "docs" / "schema-document.schema.json"
+    path = pathlib.Path(__file__).parents[2] / "docs" / "schema-document.schema.json"
     assert json.loads(path.read_text()) == document_json_schema(), (
         "regenerate with: python -c 'import json, rocksds.schema as s; "
         "print(json.dumps(s.document_json_schema(), indent=2, sort_keys=True, ensure_ascii=False))' "
