@@ -14,6 +14,7 @@ from typing import Any
 from .._optional import ProgressBar
 from ..errors import InvalidArgumentError
 from ..raster import ingest_raster, read_sources_csv
+from ..raster.inputs import Inputs, group_inputs
 
 __all__ = ["register"]
 
@@ -59,13 +60,7 @@ def _command(args: argparse.Namespace) -> str:
 def _cmd_ingest_raster(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.csv):
         raise InvalidArgumentError("give the rasters with --input NAME=PATH (repeatable) or with --csv FILE, not both")
-    if args.csv:
-        inputs: Any = read_sources_csv(args.csv)
-    else:
-        grouped: dict[str, list[str]] = {}
-        for name, path in args.input:
-            grouped.setdefault(name, []).append(path)
-        inputs = {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
+    inputs: Inputs = read_sources_csv(args.csv) if args.csv else group_inputs(args.input)
     bar = None if args.quiet or args.json else ProgressBar("chipping", "row")
     scheduler = args.scheduler
     try:

@@ -97,10 +97,12 @@ class WindowReader:
         self._inputs = dict(inputs)
         self._cache_bytes = cache_bytes
         self._env: Any = None
+        self._window: Any = None
         self._handles: dict[str, Any] = {}
 
     def __enter__(self) -> "WindowReader":
         rasterio = _rasterio()
+        self._window = rasterio.windows.Window
         self._env = rasterio.Env(GDAL_CACHEMAX=self._cache_bytes)
         self._env.__enter__()
         try:
@@ -122,7 +124,7 @@ class WindowReader:
     def read(self, name: str, y0: int, y1: int, x0: int, x1: int, need_mask: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """Pixels ``(bands, y1 - y0, x1 - x0)`` of input ``name``, and (with ``need_mask``) where every band is valid."""
         src, info = self._handles[name], self._inputs[name]
-        win = _rasterio().windows.Window(x0, y0, x1 - x0, y1 - y0)
+        win = self._window(x0, y0, x1 - x0, y1 - y0)
         data = src.read(window=win)
         valid = None
         if need_mask and info.mask_kind != "all_valid":

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Union
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["Inputs", "read_sources_csv", "expand_inputs"]
+__all__ = ["Inputs", "read_sources_csv", "group_inputs", "expand_inputs"]
 
 #: What ``ingest_raster`` accepts: input name -> path, glob or list of paths; or one dict per scene.
 Inputs = Union[Mapping[str, Union[str, Sequence[str]]], Sequence[Mapping[str, str]]]
@@ -28,6 +28,14 @@ def read_sources_csv(path: str) -> list[dict[str, str]]:
     if not rows:
         raise InvalidArgumentError(f"{path} has no scenes (expected a header naming inputs, then one row per scene)")
     return [{k.strip(): os.path.join(base, v.strip()) for k, v in row.items()} for row in rows]
+
+
+def group_inputs(pairs: Iterable[tuple[str, str]]) -> dict[str, Union[str, list[str]]]:
+    """``(name, path)`` pairs (``--input NAME=PATH``, repeatable) -> input name -> path, or list of paths in order."""
+    grouped: dict[str, list[str]] = {}
+    for name, path in pairs:
+        grouped.setdefault(name, []).append(path)
+    return {k: v[0] if len(v) == 1 else v for k, v in grouped.items()}
 
 
 def expand_inputs(inputs: Inputs) -> list[dict[str, str]]:
