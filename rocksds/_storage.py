@@ -10,23 +10,20 @@ read-only open builds a private "shadow" directory of symbolic links to the
 dataset's files and opens that instead; with ``max_open_files=-1`` every table
 file is opened up front, so later compactions or deletions by a writer cannot
 pull a file from under a reader. A read-only open copes with a writer that
-is adding and deleting files at the same moment (see ``_Shadow``).
+is adding and deleting files at the same moment (see :mod:`rocksds._shadow`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional, TypeVar
+from typing import Optional
 
 import rocksdict as rd
 
 from . import spec
+from ._shadow import Shadow, with_shadow
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
@@ -41,10 +38,6 @@ _COMPRESSION = {
     "zstd": rd.DBCompressionType.zstd,
     "bz2": rd.DBCompressionType.bz2,
 }
-#: Files of a RocksDB directory a read-only open does not need.
-_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
-T = TypeVar("T")
-_PROC_FD = "/proc/self/fd"
 
 
 @dataclass(frozen=True)
@@ -135,38 +128,8 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool) -> r
 
 def list_column_families(path: str) -> list[str]:
     """Column families of the RocksDB database at ``path``, read without touching it."""
-    return _with_shadow(path, lambda shadow: rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True)), keep=False)[0]
-
-
-#: Attempts at a read-only open while a writer adds and deletes files (see _with_shadow).
-_OPEN_ATTEMPTS = 8
-
-
-def _with_shadow(path: str, fn: Callable[["_Shadow"], T], *, keep: bool) -> tuple[T, Optional["_Shadow"]]:
-    """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
-
-    A writer may roll its MANIFEST, write a table file or compact away old
-    ones between our listing the directory and RocksDB reading the MANIFEST;
-    the shadow then lacks a file the MANIFEST names. That is a race, not
-    damage, so take a new listing and try again; a file still missing after
-    a few attempts is reported as corruption.
-    """
-    for attempt in range(_OPEN_ATTEMPTS):
-        shadow = _Shadow(path)
-        try:
-            result = fn(shadow)
-        except Exception as e:
-            shadow.remove()
-            if attempt + 1 < _OPEN_ATTEMPTS and "no such file" in str(e).lower():
-                time.sleep(0.005 * (attempt + 1))
-                continue
-            raise storage_error(e, path, shadow.path) from None
-        if not keep:
-            shadow.remove()
-            return result, None
-        shadow.unpin()
-        return result, shadow
-    raise AssertionError("unreachable")
+    return with_shadow(path, lambda shadow: rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True)), storage_error,
+                       keep=False)[0]
 
 
 def rocksdb_version(path: str) -> str:
@@ -179,104 +142,6 @@ def rocksdb_version(path: str) -> str:
                 if line.startswith("rocksdb_version="):
                     return line.split("=", 1)[1]
     return "unknown"
-
-
-class _Shadow:
-    """A private directory of symlinks to a database's files (see module docstring).
-
-    A writer may be adding and deleting files meanwhile, so ``CURRENT`` and
-    its MANIFEST are copied (fixing which table files the open will need)
-    between two passes that link every other file. On Linux each link first
-    points at ``/proc/self/fd/N``, a descriptor we hold, so a table file that
-    a writer compacts away before RocksDB opens it stays readable;
-    :meth:`unpin` swaps in plain links and closes those descriptors once
-    RocksDB holds its own.
-    """
-
-    def __init__(self, path: str) -> None:
-        if not os.path.isfile(os.path.join(path, "CURRENT")):
-            raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
-        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
-        self._src = os.path.abspath(path)
-        self._pins: dict[str, int] = {}
-        self._links: dict[str, str] = {}
-        self._can_pin = os.path.isdir(_PROC_FD)
-        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
-        try:
-            # Every table file the copied MANIFEST names existed when it was
-            # copied, so one of the two passes holds it, unless a compaction
-            # deleted it in the instant between the copy and the second pass
-            # (the open then fails with a missing file and is retried).
-            self._pin_all()
-            copied = self._copy_manifest()
-            self._pin_all()
-            for name in list(self._links):
-                if name in copied:
-                    self._unhold(name)
-                    continue
-                os.symlink(self._links[name], os.path.join(self.path, name))
-        except OSError:
-            self.remove()
-            raise
-
-    def _pin_all(self) -> None:
-        for name in os.listdir(self._src):
-            if name in _PRIVATE_FILES or name.startswith("LOG") or name in self._links:
-                continue
-            target = os.path.join(self._src, name)
-            if self._can_pin and os.path.isfile(target):
-                try:
-                    fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except FileNotFoundError:
-                    continue  # deleted since the listing
-                except OSError:
-                    self._can_pin = False  # e.g. out of descriptors: plain links from here on
-                else:
-                    self._pins[name] = fd
-                    target = f"{_PROC_FD}/{fd}"
-            self._links[name] = target
-
-    def _unhold(self, name: str) -> None:
-        del self._links[name]
-        fd = self._pins.pop(name, None)
-        if fd is not None:
-            os.close(fd)
-
-    def _copy_manifest(self) -> set[str]:
-        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
-            current = fh.read()
-        manifest = current.decode("ascii", "replace").strip()
-        if not manifest.startswith("MANIFEST-") or "/" in manifest:
-            raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
-        try:
-            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
-        except FileNotFoundError:
-            return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
-        with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
-            fh.write(current)
-        return {"CURRENT", manifest}
-
-    def unpin(self) -> None:
-        """Point every link at the dataset's file again and close our descriptors."""
-        for name, fd in list(self._pins.items()):
-            tmp = os.path.join(self.path, f".{name}.relink")
-            os.symlink(os.path.join(self._src, name), tmp)
-            os.replace(tmp, os.path.join(self.path, name))
-            os.close(fd)
-            del self._pins[name]
-
-    def remove(self) -> None:
-        self._finalizer()
-
-
-def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
-    for fd in pins.values():
-        os.close(fd)
-    pins.clear()
-    # A forked child that drops an inherited handle must not delete the
-    # parent's shadow directory from under it.
-    if os.getpid() == owner_pid:
-        shutil.rmtree(path, True)
 
 
 class SstFiles:
@@ -315,7 +180,7 @@ class Storage:
     Use :meth:`open_read_only` or :meth:`open_writable`; never construct directly.
     """
 
-    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[_Shadow], writable: bool):
+    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[Shadow], writable: bool):
         self.path = path
         self.writable = writable
         self._db: Optional[rd.Rdict] = db
@@ -346,12 +211,12 @@ class Storage:
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
 
-        def open_db(shadow: _Shadow) -> rd.Rdict:
+        def open_db(shadow: Shadow) -> rd.Rdict:
             opts = _db_options(None, create=False, writable=False)
             opts.set_db_log_dir(shadow.path)
             return rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 
-        db, shadow = _with_shadow(path, open_db, keep=True)
+        db, shadow = with_shadow(path, open_db, storage_error, keep=True)
         return cls(path, db, names, shadow, writable=False)
 
     @classmethod

@@ -117,7 +117,7 @@ class ChipPlan:
     def block_splits(self, source: int) -> np.ndarray:
         """Split index of each ``split_block`` block of one source, shape ``(blocks_y, blocks_x)``.
 
-        Seeded by ``seed`` and the source index; see :func:`rocksds.grid.assign_blocks`.
+        Seeded by ``seed`` and the source index; see :func:`rocksds.raster.grid.assign_blocks`.
         """
         s = self.sources[source]
         return assign_blocks(s.height, s.width, self.split_block, self.fractions, self.seed, source)

@@ -1,6 +1,6 @@
 """Quick-look PNGs of samples: ``rocksds head --png PREFIX`` and :func:`save_png`.
 
->>> from rocksds.preview import save_png
+>>> from rocksds.tools.preview import save_png
 >>> save_png(ds[0], "chip0.png", field="image")            # doctest: +SKIP
 
 How a field's value is drawn:

@@ -68,7 +68,7 @@ pure function of ``(seed, epoch)`` and the options: the order of blocks of
 ``block_size`` consecutive samples is shuffled, the epoch is split into one
 contiguous stretch per rank and into batch-sized units dealt round robin to
 the DataLoader workers, and each worker shuffles its stream within windows of
-``buffer_size`` samples (see ``rocksds._schedule`` for the exact recipe)::
+``buffer_size`` samples (see ``rocksds.torch._schedule`` for the exact recipe)::
 
     ds = RocksIterableDataset("chips.rds", shuffle=True, seed=0, batch_size=128)
     loader = DataLoader(ds, batch_size=128, num_workers=4, collate_fn=collate)

@@ -1,7 +1,7 @@
 """Streaming and resuming: :class:`RocksIterableDataset` and :class:`ResumableSampler`.
 
 Public through :mod:`rocksds.torch`; the epoch plan itself lives in
-``rocksds._schedule`` (no torch there).
+``rocksds.torch._schedule`` (no torch there).
 """
 
 from __future__ import annotations
