@@ -106,7 +106,7 @@ def main() -> int:
         print(json.dumps(run_one(args)))
         return 0
 
-    from rocksds.demo import write_synthetic_geotiff
+    from rocksds.testing import write_synthetic_geotiff
 
     sizes = args.sizes or ([2000, 4000] if args.quick else [10000, 20000])
     own = args.workdir is None

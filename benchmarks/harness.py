@@ -322,7 +322,7 @@ def run(workload_names: list[str], *, quick: bool, out_dir: Optional[str], work_
 
 
 def run_args(args: argparse.Namespace) -> int:
-    """Run with parsed options (see ``rocksds.bench.add_arguments``)."""
+    """Run with parsed options (see :func:`add_arguments`)."""
     names = [s for s in args.workloads.split(",") if s]
     bad = [s for s in names if s not in wl.WORKLOADS]
     if bad:
@@ -338,11 +338,23 @@ def run_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    """``python benchmarks/harness.py [options]``."""
-    from rocksds.bench import add_arguments
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The benchmark options (``rocksds bench`` hands its command line to :func:`main`)."""
+    p.add_argument("--quick", action="store_true", help="small sizes (2,000 / 200 / 40 samples); CI smoke size")
+    p.add_argument("--out", default=None, help="output directory (default: benchmarks/results of the checkout)")
+    p.add_argument("--workloads", default=",".join(wl.WORKLOADS), help=f"comma-separated subset of {','.join(wl.WORKLOADS)}")
+    p.add_argument("--work-dir", default=None, help="where the datasets are written (default: the system temp dir)")
+    p.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader epochs (no torch needed)")
+    p.add_argument("--no-cache-curve", action="store_true", help="skip the partial-caching curve")
+    p.add_argument("--note", default="", help="a line to print in the report header (e.g. about the machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the shuffles")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="at most N samples per workload (smoke tests)")
 
-    p = argparse.ArgumentParser(prog="harness.py", description=__doc__.split("\n\n")[0])
+
+def main(argv: Optional[list[str]] = None, prog: str = "harness.py") -> int:
+    """``python benchmarks/harness.py [options]``, or ``rocksds bench [options]``."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_arguments(p)
     return run_args(p.parse_args(argv))
 

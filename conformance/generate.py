@@ -3,7 +3,7 @@
     python -m conformance.generate            # rewrite conformance/vectors and conformance/write_cases
     python -m conformance.generate --out DIR  # build into DIR instead (what the tests compare)
 
-Vectors are written record by record with a raw writer on ``rocksds._storage``
+Vectors are written record by record with a raw writer (``rocksds.testing.raw_writable``)
 (never through ``rocksds.create``), so invalid vectors can hold exactly the
 broken bytes they are meant to hold, and valid ones exactly the bytes the
 spec prescribes. Each dataset is built in a scratch directory, closed (which
@@ -36,9 +36,9 @@ import msgpack
 import numpy as np
 
 from rocksds import spec
-from rocksds._storage import CFConfig, Storage, list_column_families
+from rocksds.testing import list_column_families, raw_readable, raw_writable
 from rocksds.keys import encode_count, encode_key
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.schema import Field
 
 from .canonical import NUMERIC, make_dump, record_entry
@@ -84,7 +84,7 @@ def encode_records(doc: dict, samples: list[dict], first: int = 0) -> Puts:
     puts: Puts = []
     for entry in doc["fields"]:
         known = {k: entry[k] for k in Field.model_fields if k in entry}
-        codec = Codec(entry["name"], Field(**known))
+        codec = RecordCodec(entry["name"], Field(**known))
         for i, s in enumerate(samples):
             puts.append((entry["column_family"], encode_key(first + i), codec.encode(s[entry["name"]])))
     return puts
@@ -148,12 +148,8 @@ def write_raw(path: str, cfs: dict[str, str], puts: Puts, checksum: str = spec.T
     scratch = tempfile.mkdtemp(prefix="rocksds-gen-")
     try:
         db = os.path.join(scratch, "db")
-        configs = {name: CFConfig(compression=codec, checksum=checksum) for name, codec in cfs.items()}
-        storage = Storage.open_writable(db, configs, create=True)
-        try:
+        with raw_writable(db, cfs, create=True, checksum=checksum) as storage:  # closing flushes: no WAL needed
             storage.write(puts)
-        finally:
-            storage.close()  # flushes every column family: no WAL is needed to read
         os.makedirs(path)
         for name in os.listdir(db):
             if _KEEP.match(name):
@@ -665,11 +661,8 @@ def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> No
 def raw_dump(path: str) -> dict[str, dict[str, str]]:
     """Logical content of a RocksDB directory: column family -> key hex -> sha256 of the value."""
     names = sorted(list_column_families(path))
-    storage = Storage.open_read_only(path, names, {}, 0)
-    try:
+    with raw_readable(path, names) as storage:
         return {cf: {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)} for cf in names}
-    finally:
-        storage.close()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

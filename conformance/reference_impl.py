@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import rocksds
 from rocksds import errors
-from rocksds._storage import Storage
+from rocksds.testing import raw_readable
 from rocksds.schema import decode_document
 from rocksds.spec import META_CF, SCHEMA_KEY
 
@@ -52,11 +52,8 @@ def dump(path: str) -> dict[str, Any]:
             for name, value in sample.items():
                 fields[name].append(record_entry(dtypes[name], value))
         count = len(ds)
-    meta = Storage.open_read_only(path, [META_CF], {}, 0)
-    try:
+    with raw_readable(path, [META_CF]) as meta:
         raw = meta.get(META_CF, SCHEMA_KEY)
-    finally:
-        meta.close()
     assert raw is not None
     return make_dump(decode_document(raw), count, fields)
 

@@ -168,7 +168,7 @@ def expected_from_case(case: dict[str, Any]) -> dict[str, Any]:
 
 def check_write(impl: Sequence[str], case_path: str, scratch: str) -> Result:
     """Have ``impl`` write one case, then validate and dump it with the reference implementation."""
-    from rocksds.validate import validate
+    from rocksds.validation import validate
 
     from .reference_impl import dump
 

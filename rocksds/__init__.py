@@ -12,17 +12,16 @@ This package imports neither torch nor rasterio; see ``rocksds.torch`` and
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import os
 from typing import Any, Literal, Optional, Sequence, Union, overload
 
 from . import errors, spec
+from ._version import __version__
 from .errors import *  # noqa: F403
 from .schema import Field, Schema
 from .reader import Dataset
 from .writer import Writer, create, open_writer
-from .validate import validate  # the function; rocksds.validate.Report etc. via `from rocksds.validate import ...`
+from .validation import validate  # Report, CODES, ... live in rocksds.validation
 
 __all__ = ["__version__", "open", "create", "validate", "Schema", "Field", "Dataset", "Writer", "errors", "spec"]
 __all__ += errors.__all__

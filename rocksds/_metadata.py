@@ -16,7 +16,7 @@ from .keys import decode_count, encode_count
 from .schema import Schema
 from .spec import COUNT_KEY, META_CF, SCHEMA_KEY
 
-__all__ = ["as_path", "check_is_dataset", "read_schema", "read_count", "metadata_puts"]
+__all__ = ["as_path", "check_is_dataset", "probe_schema", "read_schema", "read_count", "metadata_puts"]
 
 
 def as_path(path: Any) -> str:
@@ -52,6 +52,18 @@ def read_schema(storage: Storage) -> Schema:
         return Schema.from_bytes(raw)
     except SchemaError as e:
         raise type(e)(f"{storage.path}: {e}") from None
+
+
+def probe_schema(path: str) -> Schema:
+    """The validated schema of the dataset at ``path``, through a short-lived handle on the metadata column family.
+
+    What the reader and the writer read before they know which column families to open.
+    """
+    probe = Storage.open_read_only(path, [META_CF])
+    try:
+        return read_schema(probe)
+    finally:
+        probe.close()
 
 
 def read_count(storage: Storage) -> int:

@@ -10,27 +10,25 @@ read-only open builds a private "shadow" directory of symbolic links to the
 dataset's files and opens that instead; with ``max_open_files=-1`` every table
 file is opened up front, so later compactions or deletions by a writer cannot
 pull a file from under a reader. A read-only open copes with a writer that
-is adding and deleting files at the same moment (see ``_Shadow``).
+is adding and deleting files at the same moment (see :mod:`rocksds._shadow`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional, TypeVar
+from typing import Optional
 
 import rocksdict as rd
 
 from . import spec
+from ._shadow import Shadow, with_shadow
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
-__all__ = ["CFConfig", "Storage", "list_column_families", "rocksdb_version", "storage_error", "table_bytes"]
+__all__ = ["CFConfig", "SstFiles", "Storage", "list_column_families", "rocksdb_version", "storage_error",
+           "table_bytes"]
 
 _COMPRESSION = {
     "none": rd.DBCompressionType.none,
@@ -42,10 +40,6 @@ _COMPRESSION = {
     "bz2": rd.DBCompressionType.bz2,
 }
 _CHECKSUMS = {"crc32c": rd.ChecksumType.crc32c, "xxhash64": rd.ChecksumType.xxhash64}
-#: Files of a RocksDB directory a read-only open does not need.
-_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
-T = TypeVar("T")
-_PROC_FD = "/proc/self/fd"
 
 
 @dataclass(frozen=True)
@@ -146,41 +140,8 @@ def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap
 
 def list_column_families(path: str) -> list[str]:
     """Column families of the RocksDB database at ``path``, read without touching it."""
-    return _with_shadow(path, lambda shadow: rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True)), keep=False)[0]
-
-
-#: Attempts at a read-only open while a writer adds and deletes files (see _with_shadow).
-_OPEN_ATTEMPTS = 8
-
-
-def _with_shadow(path: str, fn: Callable[["_Shadow"], T], *, keep: bool) -> tuple[T, Optional["_Shadow"]]:
-    """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
-
-    A writer may roll its MANIFEST, write a table file or compact away old
-    ones between our listing the directory and RocksDB reading the MANIFEST;
-    the shadow then lacks a file the MANIFEST names. That is a race, not
-    damage, so take a new listing and try again; a file still missing after
-    a few attempts is reported as corruption.
-    """
-    for attempt in range(_OPEN_ATTEMPTS):
-        shadow = _Shadow(path)
-        try:
-            result = fn(shadow)
-        except RocksdsError:
-            shadow.remove()
-            raise
-        except Exception as e:
-            shadow.remove()
-            if attempt + 1 < _OPEN_ATTEMPTS and "no such file" in str(e).lower():
-                time.sleep(0.005 * (attempt + 1))
-                continue
-            raise storage_error(e, path, shadow.path) from None
-        if not keep:
-            shadow.remove()
-            return result, None
-        shadow.unpin()
-        return result, shadow
-    raise AssertionError("unreachable")
+    return with_shadow(path, lambda shadow: rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True)), storage_error,
+                       keep=False)[0]
 
 
 def rocksdb_version(path: str) -> str:
@@ -195,102 +156,34 @@ def rocksdb_version(path: str) -> str:
     return "unknown"
 
 
-class _Shadow:
-    """A private directory of symlinks to a database's files (see module docstring).
+class SstFiles:
+    """Sorted table files written side by side, one per column family, for :meth:`Storage.ingest`.
 
-    A writer may be adding and deleting files meanwhile, so ``CURRENT`` and
-    its MANIFEST are copied (fixing which table files the open will need)
-    between two passes that link every other file. On Linux each link first
-    points at ``/proc/self/fd/N``, a descriptor we hold, so a table file that
-    a writer compacts away before RocksDB opens it stays readable;
-    :meth:`unpin` swaps in plain links and closes those descriptors once
-    RocksDB holds its own.
+    Each :meth:`add` puts one key with one value per file; keys must come in
+    increasing order. :meth:`finish` completes every file (portable format,
+    the options of each file's :class:`CFConfig`). The writer's ``bulk=True``
+    commits and the parallel raster build both write their tables here.
     """
 
-    def __init__(self, path: str) -> None:
-        if not os.path.isfile(os.path.join(path, "CURRENT")):
-            raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
-        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
-        self._src = os.path.abspath(path)
-        self._pins: dict[str, int] = {}
-        self._links: dict[str, str] = {}
-        self._can_pin = os.path.isdir(_PROC_FD)
-        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
-        try:
-            # Every table file the copied MANIFEST names existed when it was
-            # copied, so one of the two passes holds it, unless a compaction
-            # deleted it in the instant between the copy and the second pass
-            # (the open then fails with a missing file and is retried).
-            self._pin_all()
-            copied = self._copy_manifest()
-            self._pin_all()
-            for name in list(self._links):
-                if name in copied:
-                    self._unhold(name)
-                    continue
-                os.symlink(self._links[name], os.path.join(self.path, name))
-        except OSError:
-            self.remove()
-            raise
+    def __init__(self, paths: Sequence[str], configs: Sequence[CFConfig]) -> None:
+        self.paths = list(paths)
+        self.n = 0
+        self._writers = []
+        for path, cfg in zip(self.paths, configs):
+            w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
+            w.open(path)
+            self._writers.append(w)
 
-    def _pin_all(self) -> None:
-        for name in os.listdir(self._src):
-            if name in _PRIVATE_FILES or name.startswith("LOG") or name in self._links:
-                continue
-            target = os.path.join(self._src, name)
-            if self._can_pin and os.path.isfile(target):
-                try:
-                    fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except FileNotFoundError:
-                    continue  # deleted since the listing
-                except OSError:
-                    self._can_pin = False  # e.g. out of descriptors: plain links from here on
-                else:
-                    self._pins[name] = fd
-                    target = f"{_PROC_FD}/{fd}"
-            self._links[name] = target
+    def add(self, key: bytes, values: Sequence[bytes]) -> None:
+        """Put ``key`` with ``values[j]`` in file ``j``."""
+        for w, value in zip(self._writers, values):
+            w[key] = value
+        self.n += 1
 
-    def _unhold(self, name: str) -> None:
-        del self._links[name]
-        fd = self._pins.pop(name, None)
-        if fd is not None:
-            os.close(fd)
-
-    def _copy_manifest(self) -> set[str]:
-        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
-            current = fh.read()
-        manifest = current.decode("ascii", "replace").strip()
-        if not manifest.startswith("MANIFEST-") or "/" in manifest:
-            raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
-        try:
-            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
-        except FileNotFoundError:
-            return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
-        with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
-            fh.write(current)
-        return {"CURRENT", manifest}
-
-    def unpin(self) -> None:
-        """Point every link at the dataset's file again and close our descriptors."""
-        for name, fd in list(self._pins.items()):
-            tmp = os.path.join(self.path, f".{name}.relink")
-            os.symlink(os.path.join(self._src, name), tmp)
-            os.replace(tmp, os.path.join(self.path, name))
-            os.close(fd)
-            del self._pins[name]
-
-    def remove(self) -> None:
-        self._finalizer()
-
-
-def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
-    for fd in pins.values():
-        os.close(fd)
-    pins.clear()
-    # A forked child that drops an inherited handle must not delete the
-    # parent's shadow directory from under it.
-    if os.getpid() == owner_pid:
-        shutil.rmtree(path, True)
+    def finish(self) -> None:
+        """Complete every file (they are unreadable until then)."""
+        for w in self._writers:
+            w.finish()
 
 
 class Storage:
@@ -299,7 +192,7 @@ class Storage:
     Use :meth:`open_read_only` or :meth:`open_writable`; never construct directly.
     """
 
-    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[_Shadow], writable: bool,
+    def __init__(self, path: str, db: rd.Rdict, names: Sequence[str], shadow: Optional[Shadow], writable: bool,
                  *, owns_shadow: bool = True):
         self.path = path
         self.writable = writable
@@ -315,23 +208,29 @@ class Storage:
 
     @classmethod
     def open_read_only(
-        cls, path: str, names: Sequence[str], configs: dict[str, CFConfig], cache_bytes: int
+        cls,
+        path: str,
+        names: Sequence[str],
+        *,
+        configs: Optional[Mapping[str, CFConfig]] = None,
+        cache_bytes: int = 0,
     ) -> "Storage":
         """Open the column families ``names`` for reading, leaving ``path`` untouched.
 
-        ``configs`` gives read-side settings (bloom filters) per column family;
-        every field column family shares one block cache of ``cache_bytes``
-        (0 disables the cache).
+        ``configs`` gives read-side settings (bloom filters) per column family
+        (default: :class:`CFConfig`'s); every column family shares one block
+        cache of ``cache_bytes`` (0, the default, disables the cache).
         """
+        configs = configs or {}
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
 
-        def open_db(shadow: _Shadow) -> rd.Rdict:
+        def open_db(shadow: Shadow) -> rd.Rdict:
             opts = _db_options(None, create=False, writable=False)
             opts.set_db_log_dir(shadow.path)
             return rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 
-        db, shadow = _with_shadow(path, open_db, keep=True)
+        db, shadow = with_shadow(path, open_db, storage_error, keep=True)
         return cls(path, db, names, shadow, writable=False)
 
     @classmethod
@@ -355,7 +254,7 @@ class Storage:
         ``mmap`` maps the table files instead of reading blocks with ``pread``.
         """
 
-        def open_both(shadow: _Shadow) -> "Storage":
+        def open_both(shadow: Shadow) -> "Storage":
             present = rd.Rdict.list_cf(shadow.path, rd.Options(raw_mode=True))
             opts = _db_options(None, create=False, writable=False, mmap=mmap)
             opts.set_db_log_dir(shadow.path)
@@ -375,7 +274,7 @@ class Storage:
             db = rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
             return cls(path, db, names, shadow, writable=False)
 
-        storage, _shadow = _with_shadow(path, open_both, keep=True)
+        storage, _shadow = with_shadow(path, open_both, storage_error, keep=True)
         return storage
 
     @classmethod
@@ -518,7 +417,7 @@ class Storage:
             meta.flush(True)
 
     def ingest(self, cf: str, files: list[str]) -> None:
-        """Ingest sorted SST files (built by :meth:`sst_writer`) into one column family."""
+        """Ingest sorted SST files (built by :class:`SstFiles`) into one column family."""
         opts = rd.IngestExternalFileOptions()
         opts.set_move_files(True)
         try:
@@ -526,10 +425,6 @@ class Storage:
         except Exception as e:
             raise self._error(e) from None
 
-    @staticmethod
-    def sst_writer(cfg: CFConfig) -> rd.SstFileWriter:
-        """An SstFileWriter whose tables match :class:`CFConfig` (portable format)."""
-        return rd.SstFileWriter(_cf_options(cfg, None, create=False))
 
     # ------------------------------------------------------------------ lifetime
 
@@ -552,13 +447,16 @@ class Storage:
     def closed(self) -> bool:
         return self._db is None
 
-    def close(self) -> None:
-        """Flush (when writable) and release the database; idempotent."""
+    def close(self, *, flush: bool = True) -> None:
+        """Flush (when writable and ``flush``) and release the database; idempotent.
+
+        ``flush=False`` is for a handle that wrote nothing and only held the lock.
+        """
         db, self._db = self._db, None
         if db is None:
             return
         try:
-            if self.writable:
+            if self.writable and flush:
                 self._flush_all()
             self._cfs.clear()
             self._handles.clear()

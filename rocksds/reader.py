@@ -23,11 +23,11 @@ from ._storage import CFConfig, Storage, table_bytes
 from .errors import ArgumentTypeError, ClosedError, CorruptionError, IndexOutOfRangeError, InvalidArgumentError
 from .errors import NotADatasetError
 from .keys import encode_key, encode_keys
-from .records import Codec, Value
+from .records import RecordCodec, Value
 from .schema import Schema
 from .spec import META_CF
 
-__all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB"]
+__all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB", "default_cache_bytes", "fork_generation"]
 
 #: Default block cache of one handle (shared by its fields), at most; see :func:`default_cache_bytes`.
 DEFAULT_CACHE_GB = 0.25
@@ -59,6 +59,12 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_generation() -> int:
+    """How many forks lie between the first process and this one: a handle made in another generation
+    belongs to an ancestor process and must not be used here (its RocksDB threads did not survive the fork)."""
+    return _fork_generation
 
 #: Handles inherited through fork(): kept alive in the child so their destructor never runs there.
 _INHERITED: list[Storage] = []
@@ -185,7 +191,7 @@ class Dataset:
                 )
             time.sleep(0.01 * (attempt + 1))
         self.schema = schema
-        self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
+        self._codecs = [(RecordCodec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]
         self._decoders = [(codec.name, codec.decode) for codec, _cf in self._codecs]
         # Per field: a point getter when batches are read with a loop of lookups, else None (MultiGet).
@@ -297,8 +303,8 @@ class Dataset:
         return self.schema.attrs
 
     @property
-    def fields(self) -> tuple[str, ...]:
-        """Names of the fields this handle reads."""
+    def field_names(self) -> tuple[str, ...]:
+        """Names of the fields this handle reads (``schema.fields`` maps them to their :class:`Field`)."""
         return self.schema.names
 
     def __repr__(self) -> str:
@@ -404,7 +410,7 @@ class Dataset:
         given = dict(out)
         for name, arr in given.items():
             if name not in self.schema.fields:
-                raise InvalidArgumentError(f"out names {name!r}, which this handle does not read ({list(self.fields)})")
+                raise InvalidArgumentError(f"out names {name!r}, which this handle does not read ({list(self.field_names)})")
             f = self.schema.fields[name]
             want = (n, *f.shape)
             if f.is_variable or not isinstance(arr, np.ndarray) or arr.shape != want or \
@@ -415,7 +421,7 @@ class Dataset:
                 )
         return given
 
-    def _fill(self, codec: Codec, get: Any, keys: list[bytes], dest: Optional[np.ndarray]) -> np.ndarray:
+    def _fill(self, codec: RecordCodec, get: Any, keys: list[bytes], dest: Optional[np.ndarray]) -> np.ndarray:
         """A large fixed-shape field's batch: one lookup per key, each record copied once into the result."""
         size = codec.record_bytes
         n = len(keys)

@@ -18,7 +18,7 @@ from .errors import CorruptionError, SampleError
 from .schema import Field
 from .spec import MAX_RECORD_BYTES, VAR_DIM_BYTES
 
-__all__ = ["Codec", "Value"]
+__all__ = ["RecordCodec", "Value"]
 
 Value = Union[np.ndarray, str, bytes]
 
@@ -28,7 +28,7 @@ _JOIN_BELOW = 2**20
 _BOOL_SCAN_WITH_NUMPY = 2048
 
 
-class Codec:
+class RecordCodec:
     """Encodes and decodes the records of one field.
 
     Built once per field per handle, so the per-record work is only what the

@@ -10,12 +10,9 @@ document. This module never touches RocksDB.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal, Optional
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Any, Optional
 
 import msgpack
 import numpy as np
@@ -23,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field as PydanticField, TypeAdapter,
 from pydantic import field_validator, model_validator
 
 from . import spec
+from ._document import TOP_LEVEL_KEYS, SchemaDocument, field_entry, is_string_list, is_writer_map, parse_version
+from ._document import string_list
 from .errors import SchemaError, UnsupportedFeatureError, UnsupportedVersionError
 
-__all__ = ["Field", "Schema", "default_compression", "document_json_schema"]
+__all__ = ["Field", "Schema", "default_compression", "document_json_schema", "dtype_name"]
 
 Dim = Optional[int]
 
@@ -206,33 +205,6 @@ class Field(_Model):
         return None if self.is_variable else math.prod(self.shape) * self.itemsize  # type: ignore[arg-type]
 
 
-_DtypeName = Literal[tuple(sorted(spec.DTYPES))]  # type: ignore[valid-type]
-_CompressionName = Literal[tuple(sorted(spec.COMPRESSIONS))]  # type: ignore[valid-type]
-
-
-class SchemaDocumentField(TypedDict):
-    """One entry of the document's ``fields`` list (SPEC.md, 3.1)."""
-
-    name: str
-    dtype: _DtypeName
-    shape: list[Optional[int]]
-    column_family: str
-    compression: _CompressionName
-    compression_level: NotRequired[Optional[int]]
-
-
-class SchemaDocument(TypedDict):
-    """The msgpack map stored under ``__rocksds__/schema`` (SPEC.md, 3)."""
-
-    format: Literal["rocksds"]
-    version: str
-    fields: list[SchemaDocumentField]
-    attrs: NotRequired[dict[str, Any]]
-    reader_features: NotRequired[list[str]]
-    writer_features: NotRequired[list[str]]
-    writer: NotRequired[dict[str, str]]
-
-
 def document_json_schema() -> dict[str, Any]:
     """JSON Schema of the schema document, for tools in other languages."""
     return TypeAdapter(SchemaDocument).json_schema()
@@ -302,7 +274,7 @@ class Schema(_Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        _parse_version(v)
+        parse_version(v)
         return v
 
     # ------------------------------------------------------------------ access
@@ -360,7 +332,7 @@ class Schema(_Model):
                 fields[name] = Field(dtype="bytes", compression=compression)
                 continue
             arr = np.asarray(value)
-            dname = _dtype_name(arr.dtype)
+            dname = dtype_name(arr.dtype)
             if dname is None:
                 raise SchemaError(f"field {name!r}: cannot store dtype {arr.dtype}")
             shape: list[Optional[int]] = list(arr.shape)
@@ -426,19 +398,19 @@ class Schema(_Model):
         if doc.get("format") != spec.FORMAT_NAME:
             raise SchemaError(f"schema document 'format' must be {spec.FORMAT_NAME!r}, got {doc.get('format')!r}")
         version = doc.get("version")
-        major, _minor = _parse_version(version)
+        major, _minor = parse_version(version)
         if major != spec.FORMAT_MAJOR:
             raise UnsupportedVersionError(
                 f"dataset uses format version {version}; this reader supports major version "
                 f"{spec.FORMAT_MAJOR} (upgrade rocksds to read it)"
             )
-        reader_features = _str_list(doc.get("reader_features", []), "reader_features")
+        reader_features = string_list(doc.get("reader_features", []), "reader_features")
         unknown = sorted(set(reader_features) - spec.KNOWN_READER_FEATURES)
         if unknown:
             raise UnsupportedFeatureError(f"dataset requires reader features this reader does not know: {unknown}")
         writer_features: Optional[list[str]] = doc.get("writer_features", [])
-        if not _is_str_list(writer_features):
-            writer_features = None
+        if not is_string_list(writer_features):
+            writer_features = None  # readers ignore it (SPEC.md 3.2); writers refuse to append
         raw_fields = doc.get("fields")
         if not isinstance(raw_fields, list):
             raise SchemaError("schema document 'fields' must be a list")
@@ -446,19 +418,9 @@ class Schema(_Model):
             raise SchemaError(f"schema document has {len(raw_fields)} fields; the limit is {spec.MAX_FIELDS}")
         fields: dict[str, Field] = {}
         for i, entry in enumerate(raw_fields):
-            if not isinstance(entry, dict):
-                raise SchemaError(f"fields[{i}] must be a map")
-            missing = [k for k in ("name", "dtype", "shape", "column_family", "compression") if k not in entry]
-            if missing:
-                raise SchemaError(f"fields[{i}] lacks required keys {missing}")
-            name = entry["name"]
-            if not isinstance(name, str):
-                raise SchemaError(f"fields[{i}].name must be a string")
+            name, known = field_entry(entry, i)
             if name in fields:
                 raise SchemaError(f"field name {name!r} appears twice")
-            known = {k: entry[k] for k in Field.model_fields if k in entry}
-            if not isinstance(known["shape"], list):
-                raise SchemaError(f"field {name!r}: shape must be a list")
             try:
                 fields[name] = Field(**known)
             except SchemaError as e:
@@ -467,8 +429,7 @@ class Schema(_Model):
         if not is_writer_map(writer):
             writer = {}
         attrs = doc.get("attrs", {})
-        known_top = {"format", "version", "fields", "attrs", "reader_features", "writer_features", "writer"}
-        extra = {k: v for k, v in doc.items() if k not in known_top}
+        extra = {k: v for k, v in doc.items() if k not in TOP_LEVEL_KEYS}
         return cls(
             fields=fields,
             attrs=attrs,
@@ -544,38 +505,17 @@ def _check_depth(doc: Any) -> None:
             stack.extend((v, depth + 1) for v in children)
 
 
-def _parse_version(v: Any) -> tuple[int, int]:
-    if not isinstance(v, str):
-        raise SchemaError(f"version must be a string 'MAJOR.MINOR', got {v!r}")
-    if not _VERSION.fullmatch(v):
-        raise SchemaError(
-            f"version must be 'MAJOR.MINOR': ASCII digits, no leading zero, at most 9 digits each; got {v[:40]!r}"
-        )
-    major, minor = v.split(".")
-    return int(major), int(minor)
+def dtype_name(dt: Any) -> Optional[str]:
+    """The rocksds dtype name of a numpy dtype (any byte order), or ``None`` when no rocksds dtype stores it.
 
-
-#: SPEC.md 3: two decimal parts of 1-9 ASCII digits without a leading zero (``re.ASCII``: no other digits).
-_VERSION = re.compile(r"(?:0|[1-9][0-9]{0,8})\.(?:0|[1-9][0-9]{0,8})", re.ASCII)
-
-
-def _is_str_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-
-def _str_list(v: Any, what: str) -> list[str]:
-    if not _is_str_list(v):
-        raise SchemaError(f"schema document {what!r} must be a list of strings")
-    return v
-
-
-def is_writer_map(v: Any) -> bool:
-    """Whether a document's ``writer`` value is what SPEC.md 3 describes: a map of str to str."""
-    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
-
-
-def _dtype_name(dt: np.dtype) -> Optional[str]:
-    if dt.kind in "US":
+    The one numpy -> rocksds dtype map: schema inference, the converters and
+    raster ingestion all ask here.
+    """
+    try:
+        dt = np.dtype(dt)
+    except TypeError:
+        return None
+    if dt.kind in "USOV" or dt.fields is not None or dt.subdtype is not None:
         return None
     name = dt.newbyteorder("=").name if dt.byteorder not in "=|" else dt.name
     return name if name in spec.NUMERIC_DTYPES else None

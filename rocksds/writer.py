@@ -8,24 +8,24 @@ reader never sees ``count`` ahead of the records (SPEC.md, "Commits").
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
 
-from . import __version__ as _version
-from ._metadata import as_path, check_is_dataset, metadata_puts, read_count, read_schema
-from ._storage import CFConfig, Storage, rocksdb_version
-from .errors import ArgumentTypeError, ClosedError, DatasetExistsError, InvalidArgumentError, SampleError
+from ._paths import building
+from ._version import __version__
+from ._metadata import as_path, check_is_dataset, metadata_puts, probe_schema, read_count
+from ._storage import CFConfig, SstFiles, Storage, rocksdb_version
+from .errors import ArgumentTypeError, ClosedError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
-from .records import Codec
+from .records import RecordCodec
 from .schema import Field, Schema
-from .spec import DEFAULT_CF, KNOWN_WRITER_FEATURES, META_CF
+from .spec import KNOWN_WRITER_FEATURES, META_CF
 
-__all__ = ["Writer", "create", "open_writer"]
+__all__ = ["Writer", "create", "open_writer", "table_config", "field_tables"]
 
 #: append() commits by itself once this many encoded bytes are pending.
 DEFAULT_COMMIT_BYTES = 64 * 2**20
@@ -43,6 +43,11 @@ def table_config(field: Field) -> CFConfig:
     return CFConfig(compression=field.compression, level=field.compression_level)
 
 
+def field_tables(schema: Schema, paths: Sequence[str]) -> SstFiles:
+    """Sorted table files, one per field in schema order at ``paths``, for :meth:`Writer.ingest_tables`."""
+    return SstFiles(paths, [table_config(f) for f in schema.fields.values()])
+
+
 def _cf_configs(schema: Schema) -> dict[str, CFConfig]:
     configs = {META_CF: CFConfig(compression="none", bloom_bits=0, write_buffer_bytes=4 * 2**20)}
     for f in schema.fields.values():
@@ -55,16 +60,6 @@ def _check_commit_bytes(commit_bytes: Any) -> None:
     # Checked before anything is opened or created, so a bad value leaves no lock held and no dataset behind.
     if isinstance(commit_bytes, bool) or not isinstance(commit_bytes, int) or commit_bytes <= 0:
         raise InvalidArgumentError(f"commit_bytes must be a positive integer, got {commit_bytes!r}")
-
-
-def _check_replaceable(path: str) -> None:
-    """Raise unless ``path`` is a rocksds dataset that no writer has open.
-
-    Deleting a dataset under an open writer would let that writer's later
-    flushes land in the new dataset's directory, so take the lock once first.
-    """
-    cfs = check_is_dataset(path)
-    Storage.open_writable(path, {cf: CFConfig() for cf in cfs if cf != DEFAULT_CF}, create=False).close()
 
 
 class Writer:
@@ -129,8 +124,7 @@ class Writer:
         #: WriteBatch commits made without the WAL that no flush has made durable yet.
         self._unflushed = False
         self._commit_bytes = commit_bytes
-        self._codecs = [(Codec(n, f), f.column_family) for n, f in schema.fields.items()]
-        self._tables = [table_config(f) for f in schema.fields.values()]
+        self._codecs = [(RecordCodec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._pending: list[list[bytes]] = []
         self._pending_bytes = 0
 
@@ -227,7 +221,7 @@ class Writer:
         return [list(t) for t in zip(*per_field)] if n else []
 
     @staticmethod
-    def _encode_column(codec: Codec, column: Any, n: int) -> list[bytes]:
+    def _encode_column(codec: RecordCodec, column: Any, n: int) -> list[bytes]:
         if isinstance(column, np.ndarray) and not codec.field.is_variable:
             return codec.encode_stacked(column)
         out = []
@@ -282,14 +276,14 @@ class Writer:
         tag = uuid.uuid4().hex[:12]
         written: list[str] = []
         try:
-            for j in sorted(tabled):
-                path = os.path.join(self.path, f".bulk-{tag}-{j}.sst")
-                sst = Storage.sst_writer(self._tables[j])
-                sst.open(path)
-                written.append(path)
-                for key, records in zip(keys, pending):
-                    sst[key] = records[j]
-                sst.finish()
+            order = sorted(tabled)
+            written = [os.path.join(self.path, f".bulk-{tag}-{j}.sst") for j in order]
+            fields = list(self.schema.fields.values())
+            files = SstFiles(written, [table_config(fields[j]) for j in order])
+            for key, records in zip(keys, pending):
+                files.add(key, [records[j] for j in order])
+            files.finish()
+            for j, path in zip(order, written):
                 cf = self._codecs[j][1]
                 assert cf is not None
                 storage.ingest(cf, [path])
@@ -302,7 +296,7 @@ class Writer:
         """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
 
         ``tables`` maps each field name to SST files (built with
-        ``Storage.sst_writer`` and the field's table options) holding exactly
+        :func:`field_tables`, the fields' table options) holding exactly
         the keys ``len(self) .. len(self) + n - 1``, in non-overlapping files.
         Files are moved into the dataset. Each field's files are ingested in
         one IngestExternalFile call and ``count`` is written last (synced), so
@@ -387,38 +381,16 @@ def create(
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
-    replacing = os.path.lexists(path)
-    if replacing:
-        if not overwrite:
-            raise DatasetExistsError(f"{path} already exists (pass overwrite=True to replace a rocksds dataset)")
-        _check_replaceable(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise InvalidArgumentError(f"cannot create {path}: parent directory {parent} does not exist")
-    base = os.path.basename(os.path.abspath(path))
-    tmp = os.path.join(parent, f".{base}.creating-{uuid.uuid4().hex[:12]}")
     configs = _cf_configs(schema)
-    try:
+    with building([path], "creating", overwrite=overwrite) as (tmp,):
         storage = Storage.open_writable(tmp, configs, create=True)
         try:
             stamped = schema.model_copy(
-                update={"writer": {"name": "rocksds", "version": _version, "rocksdb": rocksdb_version(tmp)}}
+                update={"writer": {"name": "rocksds", "version": __version__, "rocksdb": rocksdb_version(tmp)}}
             )
             storage.write(metadata_puts(stamped, 0), sync=True)
         finally:
             storage.close()
-        if replacing:
-            # The old dataset stays whole until the new one is complete; a crash
-            # between these two renames leaves nothing at ``path``, never a mix.
-            trash = os.path.join(parent, f".{base}.replaced-{uuid.uuid4().hex[:12]}")
-            os.rename(path, trash)
-            os.rename(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
 
 
@@ -443,11 +415,7 @@ def open_writer(
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
-    probe = Storage.open_read_only(path, [META_CF], {}, 0)
-    try:
-        schema = read_schema(probe)
-    finally:
-        probe.close()
+    schema = probe_schema(path)
     if schema.writer_features is None:
         raise UnsupportedFeatureError(
             f"{path}: the schema's writer_features is not a list of strings, so this library cannot tell "

@@ -16,10 +16,9 @@ import numpy as np
 
 import rocksds
 from _crash_writer import expected_sample
-from rocksds._metadata import read_count, read_schema
-from rocksds._storage import Storage, list_column_families
+from rocksds.testing import list_column_families, raw_readable, read_count, read_schema
 from rocksds.keys import encode_key
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.spec import COUNT_KEY, DEFAULT_CF, META_CF, SCHEMA_KEY
 
 PathLike = Union[str, Path]
@@ -40,20 +39,19 @@ def assert_valid(path: PathLike, *, tail_ok: bool = False) -> int:
 
 
 def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
-    """Scan every column family through ``rocksds._storage``; return ``count``.
+    """Scan every column family through a raw handle (``rocksds.testing.raw_readable``); return ``count``.
 
     Checks: the metadata column family holds exactly ``schema`` and
     ``count``; the column families are exactly the schema's plus metadata and
     ``default`` (which is empty); every field's keys are exactly
     ``0..count-1`` in order (or ``0..m-1``, ``m >= count``, with
-    ``tail_ok``), and every record passes ``Codec.check`` (length,
+    ``tail_ok``), and every record passes ``RecordCodec.check`` (length,
     variable-shape header, UTF-8).
     """
     path = os.fspath(path)
     cfs = list_column_families(path)
     assert META_CF in cfs, cfs
-    storage = Storage.open_read_only(path, cfs, {}, 0)
-    try:
+    with raw_readable(path, cfs) as storage:
         schema = read_schema(storage)
         count = read_count(storage)
         field_cfs = {f.column_family for f in schema.fields.values()}
@@ -61,7 +59,7 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
         assert [k for k, _ in storage.iterate(DEFAULT_CF)] == []
         assert sorted(k for k, _ in storage.iterate(META_CF)) == sorted([COUNT_KEY, SCHEMA_KEY])
         for name, field in schema.fields.items():
-            codec = Codec(name, field)
+            codec = RecordCodec(name, field)
             n = 0
             for key, record in storage.iterate(field.column_family):  # type: ignore[arg-type]
                 assert key == encode_key(n), f"field {name!r}: key {key.hex()} where sample {n} was expected"
@@ -72,8 +70,6 @@ def raw_consistency_check(path: PathLike, *, tail_ok: bool = False) -> int:
                 assert n >= count, f"field {name!r} has {n} records but count is {count}"
             else:
                 assert n == count, f"field {name!r} has {n} records but count is {count}"
-    finally:
-        storage.close()
     return count
 
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 import rocksds
-from rocksds.demo import write_synthetic_geotiff
+from rocksds.testing import write_synthetic_geotiff
 
 WIDTH, HEIGHT = 300, 260
 

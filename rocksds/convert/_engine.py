@@ -26,9 +26,7 @@ import abc
 import dataclasses
 import hashlib
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -37,20 +35,22 @@ from typing_extensions import TypedDict
 import numpy as np
 
 from .. import spec
-from .._metadata import check_is_dataset
-from ..errors import DatasetExistsError, DependencyNotFoundError, InvalidArgumentError, SampleError, SchemaError
+from .._optional import ProgressBar
+from .._paths import building, check_target, dir_bytes
+from ..errors import InvalidArgumentError, SampleError, SchemaError
 from ..errors import CorruptionError, VerificationError
-from ..schema import Field, Schema
+from ..reader import open_dataset
+from ..schema import Field, Schema, dtype_name
+from ..writer import create
 
 __all__ = [
     "ConversionReport",
     "Source",
     "convert_source",
-    "dtype_name",
+    "storable_dtype",
     "field_selection",
     "mark_variable",
     "parse_compression",
-    "require",
 ]
 
 _DIGEST_BYTES = 16
@@ -59,26 +59,15 @@ _DIGEST_BYTES = 16
 FieldSelection = Union[Sequence[str], Mapping[str, str], None]
 
 
-def require(module: str, pip: str) -> Any:
-    """Import an optional dependency, or raise :class:`DependencyNotFoundError` naming the pip command."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise DependencyNotFoundError(
-            f"{module} is required for this; install it with: pip install {pip} ({e})"
-        ) from None
-
-
-def dtype_name(dt: Any, where: str) -> str:
-    """The rocksds dtype name of a numpy dtype (any byte order), or :class:`SchemaError`."""
+def storable_dtype(dt: Any, where: str) -> str:
+    """The rocksds dtype name of a numpy dtype (see :func:`rocksds.schema.dtype_name`), or :class:`SchemaError`."""
     try:
         dt = np.dtype(dt)
     except TypeError as e:
         raise SchemaError(f"{where}: {dt!r} is not a numpy dtype ({e})") from None
-    if dt.fields is None and dt.subdtype is None and dt.name in spec.NUMERIC_DTYPES:
-        return dt.name
+    name = dtype_name(dt)
+    if name is not None:
+        return name
     raise SchemaError(
         f"{where}: dtype {dt} cannot be stored; rocksds fields are one of {sorted(spec.NUMERIC_DTYPES)}, str or bytes"
     )
@@ -223,24 +212,6 @@ def _digest(field: Field, value: Any, name: str) -> tuple[bytes, int]:
     return h.digest(), arr.nbytes
 
 
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a convenience; convert without it
-        return None
-    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, leave=False)
-
-
-def _dir_bytes(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            total += os.path.getsize(os.path.join(root, f))
-    return total
-
-
 # ---------------------------------------------------------------------- conversion
 
 
@@ -320,25 +291,17 @@ def _convert(
     overwrite: bool,
     progress: bool,
 ) -> ConversionReport:
-    from ..writer import create
-
-    if os.path.lexists(out):
-        if not overwrite:
-            raise DatasetExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace a dataset)")
-        check_is_dataset(out)  # never replace anything but a rocksds dataset
-    parent, base = os.path.split(os.path.abspath(out))
-    if not os.path.isdir(parent):
-        raise InvalidArgumentError(f"cannot write {out}: directory {parent} does not exist")
+    check_target(out, overwrite=overwrite, hint="pass overwrite=True / --overwrite to replace a dataset")
     schema = build_schema(source.fields(), compression=compression, field_compression=field_compression, attrs=attrs)
     n = len(source)
-    tmp = os.path.join(parent, f".{base}.converting-{uuid.uuid4().hex[:12]}")
     names = list(schema.fields)
     fields = [schema.fields[k] for k in names]
     digests = bytearray(n * len(names) * _DIGEST_BYTES)
     data_bytes = 0
     start = time.perf_counter()
-    try:
-        bar = _progress(n, f"convert {source.format}", progress)
+    with building([out], "converting", overwrite=overwrite,
+                  hint="pass overwrite=True / --overwrite to replace a dataset") as (tmp,):
+        bar = ProgressBar(f"convert {source.format}", "sample", n, enabled=progress)
         count = 0
         with create(tmp, schema, wal=False) as writer:  # a crash leaves only the hidden tmp dir
             for sample in source.samples():
@@ -354,19 +317,11 @@ def _convert(
                     digests[at + j * _DIGEST_BYTES : at + (j + 1) * _DIGEST_BYTES] = d
                     data_bytes += size
                 count += 1
-                if bar is not None:
-                    bar.update(1)
-        if bar is not None:
-            bar.close()
+                bar.update(1)
+        bar.close()
         if count != n:
             raise SampleError(f"{source.describe()} yielded {count} samples but reports a length of {n}")
         _verify(tmp, schema, names, digests, n, progress)
-        if os.path.lexists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - start
     return ConversionReport(
         path=out,
@@ -376,16 +331,14 @@ def _convert(
             k: {"dtype": f.dtype, "shape": list(f.shape), "compression": f.compression} for k, f in zip(names, fields)
         },
         data_bytes=data_bytes,
-        disk_bytes=_dir_bytes(out),
+        disk_bytes=dir_bytes(out),
         seconds=round(seconds, 3),
     )
 
 
 def _verify(path: str, schema: Schema, names: list[str], digests: bytearray, n: int, progress: bool) -> None:
     """Read ``path`` back with the public reader and compare every value's digest."""
-    from .. import open as open_dataset
-
-    bar = _progress(n, "verify", progress)
+    bar = ProgressBar("verify", "sample", n, enabled=progress)
     with open_dataset(path, cache_gb=0) as ds:
         if len(ds) != n:
             raise VerificationError(f"read back {len(ds)} samples, wrote {n}; the output was removed")
@@ -401,11 +354,10 @@ def _verify(path: str, schema: Schema, names: list[str], digests: bytearray, n: 
             if isinstance(e, VerificationError):
                 raise
             raise VerificationError(f"reading the output back failed: {e}; the output was removed") from None
-    if bar is not None:
-        bar.close()
+    bar.close()
 
 
-def _compare(ds: Any, names: list[str], fields: list[Field], digests: bytearray, bar: Any) -> None:
+def _compare(ds: Any, names: list[str], fields: list[Field], digests: bytearray, bar: ProgressBar) -> None:
     """Raise :class:`VerificationError` at the first value whose digest differs."""
     step = len(names) * _DIGEST_BYTES
     for i, sample in enumerate(ds.iter()):
@@ -417,5 +369,4 @@ def _compare(ds: Any, names: list[str], fields: list[Field], digests: bytearray,
                     f"sample {i}, field {name!r} reads back different from the source; "
                     "the output was removed (please report this as a rocksds bug)"
                 )
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, NotADatasetError, SchemaError
 from ..schema import Field
-from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection, require
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, storable_dtype, field_selection
+from .._optional import require
 
 __all__ = ["from_hdf5", "HDF5Source"]
 
@@ -43,7 +44,7 @@ class HDF5Source(Source):
     format = "hdf5"
 
     def __init__(self, path: str | os.PathLike[str], fields: FieldSelection = None) -> None:
-        h5py = require("h5py", "h5py")
+        h5py = require("h5py", "h5py", what="converting HDF5")
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise NotADatasetError(f"{self.path} is not a file")
@@ -94,8 +95,8 @@ class HDF5Source(Source):
         if base is not None:  # ragged rows: one 1-D array of any length per sample
             if dset.ndim != 1:
                 raise SchemaError(f"{where}: variable-length datasets must be 1-D, got shape {dset.shape}")
-            return Field(dtype=dtype_name(base, where), shape=(None,))
-        return Field(dtype=dtype_name(dset.dtype, where), shape=dset.shape[1:])
+            return Field(dtype=storable_dtype(base, where), shape=(None,))
+        return Field(dtype=storable_dtype(dset.dtype, where), shape=dset.shape[1:])
 
     def describe(self) -> str:
         return f"hdf5 {self.path}"

@@ -37,10 +37,10 @@ from typing_extensions import Unpack
 import numpy as np
 
 from .. import spec
-from .._storage import Storage, list_column_families
+from ..raw import RawHandle, list_column_families, open_raw_readable
 from ..errors import CorruptionError, InvalidArgumentError, NotADatasetError, SchemaError
 from ..schema import Field
-from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, storable_dtype, field_selection
 from ._safe_pickle import safe_loads
 
 __all__ = ["from_legacy", "LegacySource", "read_legacy_metadata", "read_legacy_keys"]
@@ -83,7 +83,7 @@ def read_legacy_metadata(path: str) -> dict[str, tuple[tuple[Optional[int], ...]
             dtype = np.dtype(entry["dtype"])
         except (TypeError, ValueError) as e:
             raise SchemaError(f"{path}: field {name!r} has dtype {entry['dtype']!r}, not a numpy dtype ({e})") from None
-        dtype_name(dtype, f"{path}: field {name!r}")  # only dtypes rocksds can store
+        storable_dtype(dtype, f"{path}: field {name!r}")  # only dtypes rocksds can store
         out[name] = (tuple(shape), dtype)
     return out
 
@@ -148,14 +148,14 @@ class LegacySource(Source):
             )
         self._key_field = key_field
         self._fields = {
-            new: Field(dtype=dtype_name(self._meta[old][1], old), shape=self._meta[old][0])
+            new: Field(dtype=storable_dtype(self._meta[old][1], old), shape=self._meta[old][0])
             for old, new in self._select.items()
         }
         if key_field is not None:
             if key_field in self._fields:
                 raise InvalidArgumentError(f"key_field {key_field!r} is also a field name")
             self._fields[key_field] = Field(dtype="str")
-        self._storage: Optional[Storage] = Storage.open_read_only(self.path, list(self._select), {}, 0)
+        self._storage: Optional[RawHandle] = open_raw_readable(self.path, list(self._select))
 
     def describe(self) -> str:
         return f"legacy {self.path}"

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, NotADatasetError, SampleError, SchemaError
 from ..schema import Field
-from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, dtype_name, field_selection
+from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, storable_dtype, field_selection
 from ._engine import mark_variable
 
 __all__ = ["from_npy_folder", "NpyFolderSource", "natural_key"]
@@ -146,7 +146,7 @@ class NpyFolderSource(Source):
         for key, name in self._keys.items():
             shape0, dtype0 = headers[0][key]
             where = f"{self._paths[0]}:{key}" if key else self._paths[0]
-            dname = dtype_name(dtype0, where)
+            dname = storable_dtype(dtype0, where)
             shape: list[Optional[int]] = list(shape0)
             axes = declared.get(name, ())
             for axis in [axes] if isinstance(axes, int) else axes:
@@ -156,7 +156,7 @@ class NpyFolderSource(Source):
                 if key not in header:
                     raise SchemaError(f"{path} lacks array {key!r}, which {self._paths[0]} has")
                 s, dt = header[key]
-                if dtype_name(dt, path) != dname:
+                if storable_dtype(dt, path) != dname:
                     raise SchemaError(f"{path}: array {key or name!r} is {dt}, but {self._paths[0]} has {dtype0}")
                 if len(s) != len(shape):
                     raise SchemaError(

@@ -27,19 +27,26 @@ from typing_extensions import Unpack
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, InvalidArgumentError, SampleError, SchemaError
+from ..errors import ArgumentTypeError, DependencyNotFoundError, InvalidArgumentError, SampleError, SchemaError
 from ..schema import Field, Schema
 from ._engine import OutputOptions, ConversionReport, FieldSelection, Source, convert_source, field_selection, mark_variable
 
 __all__ = ["from_torch_dataset", "TorchDatasetSource"]
 
 
-def _to_value(value: Any, torch: Any) -> Any:
-    if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach()
-        if value.dtype == torch.bfloat16:
-            raise SampleError("bfloat16 tensors have no numpy dtype; convert with tensor.float() in the dataset")
-        return value.cpu().resolve_conj().resolve_neg().numpy()
+def _torch() -> Any:
+    """:mod:`rocksds.torch`, or ``None`` without torch (plain map-style objects need no torch)."""
+    try:
+        from .. import torch as rocksds_torch
+    except DependencyNotFoundError:
+        return None
+    return rocksds_torch
+
+
+def _to_value(value: Any, rtorch: Any) -> Any:
+    array = None if rtorch is None else rtorch.tensor_to_numpy(value)
+    if array is not None:
+        return array
     if isinstance(value, (np.ndarray, np.generic, str, bytes, bool, int, float, complex)):
         return value
     if isinstance(value, (Mapping, set)) or value is None:
@@ -67,12 +74,8 @@ class TorchDatasetSource(Source):
         fields: FieldSelection = None,
         variable: Optional[Mapping[str, Sequence[int]]] = None,
     ) -> None:
-        try:
-            import torch
-        except ImportError:  # plain map-style objects need no torch
-            torch = None
-        self._torch = torch
-        if torch is not None and isinstance(dataset, torch.utils.data.IterableDataset):
+        self._torch = rtorch = _torch()
+        if rtorch is not None and rtorch.is_iterable_dataset(dataset):
             raise ArgumentTypeError("IterableDataset has no random access or length; wrap it in a map-style Dataset")
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise ArgumentTypeError(f"a map-style dataset needs __len__ and __getitem__; got {type(dataset).__name__}")

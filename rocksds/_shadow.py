@@ -1,0 +1,163 @@
+"""The read-only "shadow": open a database for reading without touching its directory.
+
+RocksDB would rotate its info ``LOG`` in the database directory and rocksdict
+writes ``rocksdict-config.json`` on every open, which fails on read-only
+storage and modifies shared datasets. So a read-only open builds a private
+directory of symbolic links to the dataset's files and opens that instead,
+retrying when a writer adds or deletes files at the same moment. Used by
+:mod:`rocksds._storage` only; knows nothing of RocksDB's binding.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Callable
+from typing import Optional, TypeVar
+
+from .errors import NotADatasetError, RocksdsError
+
+__all__ = ["Shadow", "with_shadow"]
+
+#: Files of a RocksDB directory a read-only open does not need.
+_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
+T = TypeVar("T")
+_PROC_FD = "/proc/self/fd"
+
+
+#: Attempts at a read-only open while a writer adds and deletes files (see with_shadow).
+_OPEN_ATTEMPTS = 8
+
+
+def with_shadow(
+    path: str, fn: Callable[["Shadow"], T], translate: Callable[[BaseException, str, str], Exception], *, keep: bool
+) -> tuple[T, Optional["Shadow"]]:
+    """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
+
+    A writer may roll its MANIFEST, write a table file or compact away old
+    ones between our listing the directory and RocksDB reading the MANIFEST;
+    the shadow then lacks a file the MANIFEST names. That is a race, not
+    damage, so take a new listing and try again; a file still missing after
+    a few attempts is reported as corruption. ``translate(error, path, shadow)``
+    turns the binding's error into the rocksds one (the storage layer's).
+    """
+    for attempt in range(_OPEN_ATTEMPTS):
+        shadow = Shadow(path)
+        try:
+            result = fn(shadow)
+        except RocksdsError:
+            shadow.remove()  # already a verdict (not a dataset, damaged schema): no retry
+            raise
+        except Exception as e:
+            shadow.remove()
+            if attempt + 1 < _OPEN_ATTEMPTS and "no such file" in str(e).lower():
+                time.sleep(0.005 * (attempt + 1))
+                continue
+            raise translate(e, path, shadow.path) from None
+        if not keep:
+            shadow.remove()
+            return result, None
+        shadow.unpin()
+        return result, shadow
+    raise AssertionError("unreachable")
+
+
+class Shadow:
+    """A private directory of symlinks to a database's files (see the module docstring).
+
+    A writer may be adding and deleting files meanwhile, so ``CURRENT`` and
+    its MANIFEST are copied (fixing which table files the open will need)
+    between two passes that link every other file. On Linux each link first
+    points at ``/proc/self/fd/N``, a descriptor we hold, so a table file that
+    a writer compacts away before RocksDB opens it stays readable;
+    :meth:`unpin` swaps in plain links and closes those descriptors once
+    RocksDB holds its own.
+    """
+
+    def __init__(self, path: str) -> None:
+        if not os.path.isfile(os.path.join(path, "CURRENT")):
+            raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
+        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
+        self._src = os.path.abspath(path)
+        self._pins: dict[str, int] = {}
+        self._links: dict[str, str] = {}
+        self._can_pin = os.path.isdir(_PROC_FD)
+        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
+        try:
+            # Every table file the copied MANIFEST names existed when it was
+            # copied, so one of the two passes holds it, unless a compaction
+            # deleted it in the instant between the copy and the second pass
+            # (the open then fails with a missing file and is retried).
+            self._pin_all()
+            copied = self._copy_manifest()
+            self._pin_all()
+            for name in list(self._links):
+                if name in copied:
+                    self._unhold(name)
+                    continue
+                os.symlink(self._links[name], os.path.join(self.path, name))
+        except OSError:
+            self.remove()
+            raise
+
+    def _pin_all(self) -> None:
+        for name in os.listdir(self._src):
+            if name in _PRIVATE_FILES or name.startswith("LOG") or name in self._links:
+                continue
+            target = os.path.join(self._src, name)
+            if self._can_pin and os.path.isfile(target):
+                try:
+                    fd = os.open(target, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError:
+                    continue  # deleted since the listing
+                except OSError:
+                    self._can_pin = False  # e.g. out of descriptors: plain links from here on
+                else:
+                    self._pins[name] = fd
+                    target = f"{_PROC_FD}/{fd}"
+            self._links[name] = target
+
+    def _unhold(self, name: str) -> None:
+        del self._links[name]
+        fd = self._pins.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _copy_manifest(self) -> set[str]:
+        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
+            current = fh.read()
+        manifest = current.decode("ascii", "replace").strip()
+        if not manifest.startswith("MANIFEST-") or "/" in manifest:
+            raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
+        try:
+            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
+        except FileNotFoundError:
+            return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
+        with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
+            fh.write(current)
+        return {"CURRENT", manifest}
+
+    def unpin(self) -> None:
+        """Point every link at the dataset's file again and close our descriptors."""
+        for name, fd in list(self._pins.items()):
+            tmp = os.path.join(self.path, f".{name}.relink")
+            os.symlink(os.path.join(self._src, name), tmp)
+            os.replace(tmp, os.path.join(self.path, name))
+            os.close(fd)
+            del self._pins[name]
+
+    def remove(self) -> None:
+        self._finalizer()
+
+
+def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
+    for fd in pins.values():
+        os.close(fd)
+    pins.clear()
+    # A forked child that drops an inherited handle must not delete the
+    # parent's shadow directory from under it.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, True)

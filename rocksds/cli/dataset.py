@@ -1,0 +1,119 @@
+"""``rocksds info``, ``head`` and ``validate``: the commands that look at one dataset.
+
+Parsing and printing only: each handler calls :func:`rocksds.tools.info.info`,
+:func:`rocksds.open` with :mod:`rocksds.tools.preview`, or :func:`rocksds.validate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import open as open_dataset
+from ..tools.info import info
+from ..validation import validate
+
+__all__ = ["register"]
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    report = info(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{report['path']}: rocksds {report['format_version']}, {report['count']} samples, "
+          f"{report['disk_bytes'] / 2**20:.1f} MiB on disk")
+    for f in report["fields"]:
+        shape = "(" + ", ".join("*" if d is None else str(d) for d in f["shape"]) + ")"
+        raw = "" if f["raw_bytes"] is None else f", {f['raw_bytes'] / 2**20:.1f} MiB raw"
+        print(f"  {f['name']:<16} {f['dtype']:<10} {shape:<20} {f['compression']}{raw}")
+    if report["attrs"]:
+        print("  attrs: " + json.dumps(report["attrs"], ensure_ascii=False))
+    if report["writer"]:
+        print("  written by: " + ", ".join(f"{k} {v}" for k, v in report["writer"].items()))
+    return 0
+
+
+def _summarize(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return f"{value.dtype}{list(value.shape)} (empty)"
+        if value.ndim == 0 or value.size <= 6:
+            return f"{value.dtype}{list(value.shape)} {value.tolist()}"
+        if value.dtype.kind in "biuf":
+            return (f"{value.dtype}{list(value.shape)} min={value.min():.4g} max={value.max():.4g} "
+                    f"mean={value.astype(np.float64).mean():.4g}")
+        return f"{value.dtype}{list(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _band_list(text: str) -> list[int | str]:
+    """``"3,2,1"`` -> [3, 2, 1]; ``"B4,B3,B2"`` -> band names."""
+    return [int(b) if b.lstrip("-").isdigit() else b for b in text.split(",")]
+
+
+def _cmd_head(args: argparse.Namespace) -> int:
+    with open_dataset(args.path, cache_gb=0) as ds:
+        n = min(args.n, len(ds))
+        indices = args.index if args.index else list(range(n))
+        for i in indices:
+            sample = ds[i]
+            print(f"[{i}]")
+            for name, value in sample.items():
+                print(f"  {name}: {_summarize(value)}")
+            if args.png:
+                from ..tools.preview import save_png
+
+                out = save_png(sample, f"{args.png.rstrip(os.sep)}-{i}.png", field=args.field,
+                               bands=args.bands, attrs=ds.attrs)
+                print(f"  saved {out}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    report = validate(args.path, deep=args.deep)
+    failed = not (report.ok_strict if args.strict else report.ok)
+    if args.json:
+        print(json.dumps({**report.to_dict(), "strict": args.strict, "passed": not failed}, indent=2,
+                         ensure_ascii=False))
+        return 1 if failed else 0
+    verdict = "INVALID" if not report.ok else ("OK with warnings" if report.warnings else "OK")
+    count = "unknown count" if report.count is None else f"count {report.count}"
+    print(f"{report.path}: {verdict} ({report.errors} errors, {report.warnings} warnings; {count}, "
+          f"{len(report.fields)} fields, {report.records_checked} records checked{', deep' if report.deep else ''})")
+    for issue in report.issues:
+        print(f"  {issue.severity:<7} {issue.code:<22} {issue.message}")
+    for code, n in report.to_dict()["unlisted"].items():
+        print(f"  ... and {n} more {code}")
+    return 1 if failed else 0
+
+
+def register(sub: Any) -> None:
+    """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
+    p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_info)
+
+    p = sub.add_parser("head", aliases=["show"], help="print the first samples (or --index ones)")
+    p.add_argument("path")
+    p.add_argument("-n", type=int, default=3, help="how many samples from the start (default 3)")
+    p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
+    p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
+    p.add_argument("--field", default="image", help="field to render with --png (default: image)")
+    p.add_argument("--bands", type=_band_list, metavar="B,G,R",
+                   help="bands to render as RGB with --png: indices, or names from attrs['bands']")
+    p.set_defaults(handler=_cmd_head)
+
+    p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
+    p.add_argument("path")
+    p.add_argument("--deep", action="store_true",
+                   help="also scan every other column family (default, metadata, unknown) with checksum verification")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(handler=_cmd_validate)

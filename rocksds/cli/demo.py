@@ -1,0 +1,35 @@
+"""``rocksds demo``: parsing and printing around :func:`rocksds.tools.demo.run_demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..tools.demo import run_demo
+
+__all__ = ["register"]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    quiet = args.quiet or args.json
+    report = run_demo(args.dir, size=args.size, chip=args.chip, workers=args.workers, seed=args.seed,
+                      echo=(lambda s: None) if quiet else print, progress=not quiet)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not args.quiet:
+        print(f"datasets in {report['workdir']}/chips (try: rocksds info {report['ingest']['datasets']['train']})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add ``demo`` to the ``rocksds`` subparsers."""
+    p = sub.add_parser("demo", help="build a synthetic GeoTIFF scene, chip, validate and read it back, with timings")
+    p.add_argument("--dir", help="working directory (default: a new temporary directory, kept)")
+    p.add_argument("--size", type=int, default=1024, help="scene side in pixels (default 1024)")
+    p.add_argument("--chip", type=int, default=64, help="chip side in pixels (default 64, stride chip/2)")
+    p.add_argument("--workers", type=int, default=1, help="processes for the build (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_demo)

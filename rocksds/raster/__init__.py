@@ -1,0 +1,92 @@
+"""Chip georeferenced rasters into a rocksds dataset, in windows, without loading whole rasters.
+
+Install with ``pip install 'rocksds[raster]'`` (rasterio). The core package
+never imports rasterio; this module imports it lazily.
+
+Ingestion is a line, each step a module of this package: the inputs
+(:mod:`.inputs`: globs, lists, a CSV of scenes) -> the plan (:mod:`.plan`,
+reading metadata through :mod:`._rasterio`, the only rasterio importer, and
+the grid arithmetic of :mod:`.grid`) -> the chips (:mod:`.chips`) -> a serial
+build through :class:`rocksds.Writer` (:mod:`.serial`) or a parallel one
+through SST files (:mod:`.parallel`) -> each dataset built beside its final
+path and renamed into place. Only :mod:`.ingest`, the top step, knows both
+build branches.
+
+>>> from rocksds.raster import ingest_raster
+>>> ingest_raster("out.rds", {"image": "scene.tif", "mask": "labels.tif"}, chip=256, stride=128,
+...               split={"train": 0.8, "val": 0.2}, split_block=2048, min_valid=0.5)  # doctest: +SKIP
+
+What a sample holds (keys follow TorchGeo):
+
+- one field per input (``image``, ``mask``, ...): the chip's pixels of every
+  band, ``(bands, chip, chip)`` in the input's own dtype;
+- ``bounds``: float64 ``[left, bottom, right, top]`` (rasterio's order) in the CRS;
+- ``transform``: float64 ``[a, b, c, d, e, f]``, the chip's affine pixel->CRS transform;
+- ``source``: int32 index into ``attrs["sources"]``.
+
+What is constant per dataset goes into ``attrs``: ``crs`` (WKT, or
+``"EPSG:n"`` when it has an EPSG code), the chip geometry, ``sources``,
+per-input ``bands`` (descriptions), ``nodata``, ``scales``, ``offsets`` and
+``dtype``, ``classes`` (when given), the ``split`` and the ``command`` that
+built the dataset.
+
+Grid (see :func:`rocksds.raster.grid.chip_count`): chips start every ``stride`` pixels. The last
+row/column either shifts back inside the raster (``edge="shift"``, default: no
+padding, the last chips overlap their neighbours a little more) or runs past
+the edge and is padded with nodata (``edge="pad"``). Either way every pixel is
+in at least one chip and every chip is emitted exactly once, row-major.
+
+Inputs: several rasters on the same grid (same CRS, transform, width and
+height) become fields of one sample. Inputs that differ are refused, never
+resampled: warp them onto one grid first (``gdalwarp -tap -tr ...``). Many
+scenes can be chipped in one run; each contributes a contiguous range of
+sample indices, in the order given. All scenes must share one CRS.
+
+Splits: with ``split={"train": .8, "val": .2}`` each split becomes its own
+dataset (``out/train.rds``, ``out/val.rds``), not a ``split`` field: a
+training loop then opens one dataset and needs no filtering, sizes and
+indices are per split, and a held-out split can be shipped or withheld on its
+own. The raster is cut into square blocks of ``split_block`` pixels, blocks
+are shuffled (seeded) and dealt to splits in the given proportions (of
+blocks, not of chips). A chip belongs to the split of the blocks it touches;
+a chip touching blocks of two different splits is dropped, so no pixel is in
+two splits even with overlapping chips.
+
+Filtering: with ``min_valid > 0`` a chip is kept only when at least that
+fraction of its pixels is valid in every band of every input. Validity comes
+from the rasters' nodata values, internal masks or alpha bands (GDAL's
+dataset masks); padding is invalid.
+
+Memory: reads are windowed and expanded to whole blocks (tiles or strips),
+grouped so one read holds at most ``batch_bytes``, and GDAL's block cache is
+capped at ``cache_bytes`` per process (``GDAL_CACHEMAX``). Each chipping
+process needs about ``2 * batch_bytes + cache_bytes`` plus the interpreter
+(~100 MB); a serial build adds RocksDB's memtables (up to 2 x 64 MiB) in the
+writing process. None of it depends on the raster's size. Striped rasters,
+or blocks larger than ``batch_bytes``, still work but raise
+:class:`RasterLayoutWarning`.
+"""
+
+from __future__ import annotations
+
+from ._rasterio import write_geotiff
+from .grid import chip_count, chip_georef, chip_offsets
+from .ingest import ingest_raster, output_paths
+from .inputs import expand_inputs, read_sources_csv
+from .parallel import WorkerLostError
+from .plan import GridMismatchError, RasterLayoutWarning, plan_chips
+
+__all__ = [
+    "ingest_raster",
+    "plan_chips",
+    "chip_count",
+    "chip_offsets",
+    "chip_georef",
+    "RasterLayoutWarning",
+    "GridMismatchError",
+    "WorkerLostError",
+    "read_sources_csv",
+    "expand_inputs",
+    "output_paths",
+    "write_geotiff",
+]
