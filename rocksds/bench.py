@@ -54,7 +54,9 @@ WORKLOADS = ("mnist", "chips", "big")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark options, shared by ``rocksds bench`` and ``python benchmarks/harness.py``."""
     p.add_argument("--quick", action="store_true", help="small sizes (2,000 / 200 / 40 samples); CI smoke size")
-    p.add_argument("--out", default=None, help="output directory (default: benchmarks/results of the checkout)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default: a new temporary directory, so the published "
+                        "benchmarks/results/ is rewritten only when named here)")
     p.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}")
     p.add_argument("--work-dir", default=None, help="where the datasets are written (default: the system temp dir)")
     p.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader epochs (no torch needed)")
@@ -71,7 +73,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the ``bench`` subcommand to the ``rocksds`` argument parser."""
-    p = sub.add_parser("bench", help="run the benchmarks (rocksds vs HDF5, LMDB, .npy files, memmap)",
+    p = sub.add_parser("bench", help="run the benchmarks (rocksds vs LitData, MosaicML Streaming, Zarr, "
+                                     "WebDataset, HDF5, LMDB, .npy files, memmap)",
                        description="Run benchmarks/harness.py of this checkout; results go to --out.")
     add_arguments(p)
     p.set_defaults(handler=_cmd_bench)
