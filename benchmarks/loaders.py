@@ -76,8 +76,11 @@ def _seeded(seed: int) -> torch.Generator:
 
 
 def default_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, seed: int,
-                  rocks_path: Optional[str] = None) -> tuple[float, int, int]:
-    """The default-path epoch (see the module docstring); returns (seconds, samples seen, label sum)."""
+                  rocks_path: Optional[str] = None, warmup: bool = True) -> tuple[float, int, int]:
+    """The default-path epoch (see the module docstring); returns (seconds, samples seen, label sum).
+
+    ``warmup=False`` times the first epoch (a cold read, as in the larger-than-memory runs).
+    """
     make: Callable[[int], Any]
     if hasattr(reader, "loader"):
         def make(s: int) -> Any:
@@ -94,7 +97,8 @@ def default_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, 
             return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=_seeded(s))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _count(make(seed), label)  # warm-up epoch: page cache, imports, lazily built state
+        if warmup:
+            _count(make(seed), label)  # warm-up epoch: page cache, imports, lazily built state
         loader = make(seed + 1)
         out = _count(loader, label)
     del loader
@@ -103,7 +107,7 @@ def default_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, 
 
 def tuned_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, seed: int,
                 rocks_path: Optional[str] = None, persistent: bool = False,
-                cache_gb: Optional[float] = None) -> tuple[float, int, int]:
+                cache_gb: Optional[float] = None, warmup: bool = True) -> tuple[float, int, int]:
     """A batched epoch (``__getitems__``); with ``persistent``, the 2nd epoch of one persistent DataLoader.
 
     Without ``persistent`` it runs after a warm-up epoch, as :func:`default_epoch`.
@@ -124,8 +128,9 @@ def tuned_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, se
             _count(loader, label)
             gen.manual_seed(seed + 1)
         else:
-            _count(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
-                              generator=_seeded(seed)), label)
+            if warmup:
+                _count(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
+                                  generator=_seeded(seed)), label)
             loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
                                 generator=_seeded(seed + 1))
         out = _count(loader, label)

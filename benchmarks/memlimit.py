@@ -21,15 +21,18 @@ import os
 import pickle
 import signal
 import subprocess
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 __all__ = ["LimitResult", "available", "run_in_memory_limit", "MEMORY_ROOT"]
 
 #: Mount point of the cgroup v1 memory controller.
 MEMORY_ROOT = "/sys/fs/cgroup/memory"
+#: The ``memory.stat`` entries whose peaks a run reports (bytes, the group's own processes).
+STAT_KEYS = ("rss", "cache", "mapped_file", "shmem")
 
 
 @dataclass
@@ -52,6 +55,10 @@ class LimitResult:
     value: Any = None
     stdout: str = ""
     stderr: str = ""
+    #: The largest value seen of each ``memory.stat`` entry of :data:`STAT_KEYS` (sampled every 50 ms):
+    #: ``rss`` is anonymous memory (heaps, block caches), ``cache`` the page cache, ``shmem`` shared memory
+    #: (DataLoader batches on their way from the workers).
+    stat_peaks: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -136,6 +143,32 @@ def _tasks(group: str) -> list[int]:
         return []
 
 
+class _StatSampler(threading.Thread):
+    """Samples the group's ``memory.stat`` and keeps each entry's maximum (the kernel keeps only the total's)."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(daemon=True)
+        self.group = group
+        self.peaks: dict[str, int] = {}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.05):
+            try:
+                with open(os.path.join(self.group, "memory.stat")) as fh:
+                    for line in fh:
+                        key, _, val = line.partition(" ")
+                        if key in STAT_KEYS:
+                            self.peaks[key] = max(self.peaks.get(key, 0), int(val))
+            except (OSError, ValueError):
+                pass
+
+    def stop(self) -> dict[str, int]:
+        self.stopped.set()
+        self.join()
+        return dict(self.peaks)
+
+
 def _remove_group(group: str) -> None:
     """Kill what the confined tree left behind (only processes in this group), then remove the group."""
     deadline = time.monotonic() + 10
@@ -174,6 +207,8 @@ def run_in_memory_limit(cmd_or_fn: Union[Sequence[str], Callable[[], Any]], limi
     t0 = time.perf_counter()
     value: Any = None
     out = err = ""
+    sampler = _StatSampler(group)
+    sampler.start()
     try:
         if callable(cmd_or_fn):
             rc, value = _run_function(cmd_or_fn, procs, timeout, group)
@@ -195,9 +230,10 @@ def run_in_memory_limit(cmd_or_fn: Union[Sequence[str], Callable[[], Any]], limi
         kills = _oom_kills(group)
         peak = _read_int(group, "memory.max_usage_in_bytes")
     finally:
+        peaks = sampler.stop()
         _remove_group(group)
     return LimitResult(rc=rc, oom_killed=kills > 0, oom_kills=kills, peak_bytes=peak, limit_bytes=limit_bytes,
-                       seconds=seconds, value=value, stdout=out, stderr=err)
+                       seconds=seconds, value=value, stdout=out, stderr=err, stat_peaks=peaks)
 
 
 def _run_function(fn: Callable[[], Any], procs: str, timeout: Optional[float], group: str) -> tuple[int, Any]:

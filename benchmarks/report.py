@@ -207,11 +207,13 @@ def larger_lines(larger: dict[str, Any]) -> list[str]:
     """The larger-than-memory section (benchmarks/larger.py)."""
     lines = ["## Larger than memory (benchmarks/larger.py)", "",
              f"{larger['n']:,} chips f32(4,256,256) + u8 mask ({larger['raw_bytes'] / 2**20:,.0f} MiB raw) per "
-             "backend; one shuffled DataLoader epoch (batch 128, 2 workers) in a process tree confined to a memory "
+             f"backend; one shuffled DataLoader epoch (batch {larger['batch']}, {larger['workers']} workers) in a process tree confined to a memory "
              "cgroup (cgroup v1, page cache charged), after evicting the files from the page cache. Rows marked "
-             "tuned are not the default path.", "",
-             "| limit | backend | setup | samples/s | x rocksds | peak MiB | MiB on disk | outcome |",
-             "|---:|---|---|---:|---:|---:|---:|---|"]
+             "tuned are not the default path. Peak is the group's largest charge; anon / page cache / shm are the "
+             "largest values of memory.stat's rss, cache and shmem, sampled every 50 ms.", "",
+             "| limit | backend | setup | samples/s | x rocksds | peak MiB | peak anon / page cache / shm MiB "
+             "| MiB on disk | outcome |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---|"]
     mine = {r["limit_bytes"]: r for r in larger["runs"] if r["backend"] == "rocksds"}
     for r in larger["runs"]:
         ref = mine.get(r["limit_bytes"])
@@ -220,10 +222,15 @@ def larger_lines(larger: dict[str, Any]) -> list[str]:
         name = ("**rocksds**" if r["backend"] == "rocksds" else r["backend"]) + (" (tuned)" if r.get("tuned") else "")
         lines.append(f"| {r['limit_bytes'] / 2**20:.0f} MiB | {name} | {r['notes']} | "
                      f"{_f(r['samples_per_s'] if r['ok'] else None)} | {_x(x) if r['backend'] != 'rocksds' else ''} | "
-                     f"{_f(r['peak_bytes'] / 2**20)} | {_f(r['disk_bytes'] / 2**20)} | {outcome} |")
+                     f"{_f(r['peak_bytes'] / 2**20)} | {_stat(r)} | {_f(r['disk_bytes'] / 2**20)} | {outcome} |")
     lines += ["", "x rocksds is rocksds-default / that row (higher is better for rocksds).", "",
               "![larger than memory](larger.png)", ""]
     return lines
+
+
+def _stat(run: dict[str, Any]) -> str:
+    sp = run.get("stat_peaks") or {}
+    return " / ".join(_f(sp[k] / 2**20) if k in sp else "–" for k in ("rss", "cache", "shmem"))
 
 
 def markdown(results: dict[str, Any]) -> str:
