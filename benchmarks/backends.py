@@ -380,7 +380,8 @@ def peer_backends() -> list[Backend]:
     """The non-rocksds backends."""
     return [
         Backend("h5py-naive", _h5_naive_write, H5Reader, "h5py", "contiguous, one element at a time", ".h5"),
-        Backend("h5py-chunked", _h5_chunked_write, H5Reader, "h5py", "chunk = 1 sample, no compression, default h5py.File", ".h5"),
+        Backend("h5py-chunked", _h5_chunked_write, H5Reader, "h5py",
+                "chunk = 1 sample, no compression, default h5py.File", ".h5"),
         Backend("h5py-best", _h5_best_write, H5BestReader, "h5py", "contiguous, 64 MiB block writes, sorted fancy reads", ".h5"),
         Backend("lmdb", _lmdb_write, LmdbReader, "lmdb",
                 "64 MiB write txns, append, read-only lock-free"),

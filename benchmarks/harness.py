@@ -1,30 +1,34 @@
-"""rocksds against HDF5, LMDB, .npy files and numpy memmap, in one run, on the same data.
+"""rocksds against the formats a user would pick instead, in one run, on the same data.
 
 Run ``python benchmarks/harness.py [--quick] [--out DIR]`` from a checkout (or
-``rocksds bench``). For each workload (see ``workloads.py``) every backend is
-written from the same in-memory arrays, read back and compared with them
-(a mismatch aborts the run), then read in the same shuffled order:
+``rocksds bench``); without ``--out`` the results go to a new temporary
+folder, so the published ``benchmarks/results/`` changes only when named.
+For each workload (see ``workloads.py``) every backend is written from the
+same in-memory arrays, read back and compared with them (a mismatch aborts
+the run), then read in the same shuffled order:
 
-* write: samples/s and bytes on disk (rocksds with the WAL, without it, and
-  per compression codec);
-* single: ``get(i)`` for up to 10,000 shuffled indices;
-* batch: the whole shuffled order in batches of 128 (16 for ``big``);
-* DataLoader: one epoch, fresh DataLoader, ``num_workers`` 0 and 2, fed
-  per sample and batched (``__getitems__``), see ``loaders.py``; and the
-  second epoch of a DataLoader with 2 persistent workers (batched);
-* cache curve (rocksds only): the batch pass with ``cache_gb`` from 0 to more
-  than the data, after one warm-up pass, with the dataset's files evicted from
-  the OS page cache (fsync + ``posix_fadvise(POSIX_FADV_DONTNEED)`` on every
-  file) before every batch of the measured pass (eviction time not counted),
-  so every block-cache miss is a real disk read; the bytes read from disk
-  (``/proc/self/io``) are reported too. LMDB and memmap are the references,
-  read once after the same eviction: they map their files, and mapped pages
-  cannot be evicted, so each page comes from disk once and then from RAM (a
-  best case for them).
+* rocksds's default path first (``backends.rocksds_backend("rocksds")``:
+  what a new user writes, no option set), then its tuned variants (``wal=False``,
+  ``bulk=True``, a named compression), written only and labelled tuned;
+* the peers: h5py (naive, chunk = 1 sample, best), LMDB, .npy files, numpy
+  memmap (``backends.py``), LitData, MosaicML Streaming, Zarr v3 and
+  WebDataset (``peers.py``);
+* write: samples/s and bytes on disk;
+* get: ``get(i)`` for up to 10,000 shuffled indices; batch: the whole shuffled
+  order in batches of 128 (16 for ``big``);
+* DataLoader (``loaders.py``): ``dl_w2`` / ``dl_w0`` are the default path
+  (plain ``DataLoader(batch_size, shuffle=True, num_workers)`` after one
+  warm-up epoch, fresh workers); ``dl_w2_batched``, ``dl_w2_persistent`` and
+  ``dl_w2_persistent_cached`` are tuned;
+* cache curve (rocksds, tuned): the batch pass with ``cache_gb`` from 0 to
+  more than the data, after one warm-up pass, with the dataset's files evicted
+  from the OS page cache before every batch, so every block-cache miss is a
+  real disk read. LMDB and memmap are the references, read once after the
+  same eviction.
 
+Datasets larger than memory have their own script, ``larger.py``.
 Results go to ``OUT/results.json``, ``OUT/REPORT.md`` and ``OUT/*.png``.
-Timings are single runs; on a shared machine they are noisy, and the report
-says so.
+Timings are single runs; on a shared machine they are noisy.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ temporary folder unless ``--out`` is given).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -156,7 +157,8 @@ def run(n: int, limits_mib: list[int], *, out_dir: Optional[str], work_dir: Opti
                     raise AssertionError(f"{name}: epoch returned {got}, expected {n} samples / label sum {label_sum}")
                 row = {"backend": name, "limit_bytes": lim * 2**20, "notes": b.notes, "tuned": b.tuned,
                        "rc": res.rc, "oom_killed": res.oom_killed, "oom_kills": res.oom_kills,
-                       "peak_bytes": res.peak_bytes, "stat_peaks": res.stat_peaks, "ok": ok, "seconds": got.get("seconds"),
+                       "peak_bytes": res.peak_bytes, "stat_peaks": res.stat_peaks, "ok": ok,
+                       "seconds": got.get("seconds"),
                        "samples_per_s": n / got["seconds"] if ok else None, "disk_bytes": disk,
                        "write_samples_per_s": n / wsec, "stderr_tail": "" if ok else res.stderr[-600:]}
                 results["runs"].append(row)
@@ -174,12 +176,24 @@ def run(n: int, limits_mib: list[int], *, out_dir: Optional[str], work_dir: Opti
 
 
 def write(results: dict[str, Any], out_dir: str) -> None:
-    """larger.json, LARGER.md (with the goal check) and larger.png into ``out_dir``."""
+    """larger.json, LARGER.md (with the goal check) and larger.png into ``out_dir``.
+
+    If ``out_dir`` already holds a ``rocksds bench`` run (results.json), the
+    larger-than-memory results join it: its REPORT.md and goal table are
+    rewritten with them.
+    """
     import report
 
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "larger.json"), "w") as fh:
         json.dump(results, fh, indent=1)
+    bench_json = os.path.join(out_dir, "results.json")
+    if os.path.isfile(bench_json):
+        with open(bench_json) as fh:
+            bench = json.load(fh)
+        bench["larger"] = results
+        bench["goals"] = report.goals(bench)
+        report.write_all(bench, out_dir)
     lines = report.larger_lines(results) + ["| goal | measured | met |", "|---|---:|---|"]
     for g in report.larger_goals(results):
         val = "–" if g["measured"] is None else (f"{g['measured']:.0f} kills" if g["metric"] == "oom"
@@ -213,7 +227,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise SystemExit(f"larger.py: unknown backends {bad}; choose from {sorted(_backends())}")
     out = args.out or tempfile.mkdtemp(prefix="rocksds-larger-results-")
     run(args.chips, [int(x) for x in args.limits.split(",") if x], out_dir=out, work_dir=args.work_dir,
-        names=names, batch=args.batch, workers=args.workers, seed=args.seed)
+        names=names, batch=args.batch, workers=args.workers, seed=args.seed, log=functools.partial(print, flush=True))
     return 0
 
 

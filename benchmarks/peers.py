@@ -48,7 +48,7 @@ def available(module: str) -> bool:
     """Whether ``module`` (``litdata``, ``streaming``, ``zarr``, ``webdataset``) imports."""
     try:
         _import(module)
-    except ImportError:
+    except Exception:  # noqa: BLE001 - an ImportError, or a broken install failing at import (e.g. torchvision)
         return False
     return True
 

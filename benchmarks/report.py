@@ -207,10 +207,10 @@ def larger_lines(larger: dict[str, Any]) -> list[str]:
     """The larger-than-memory section (benchmarks/larger.py)."""
     lines = ["## Larger than memory (benchmarks/larger.py)", "",
              f"{larger['n']:,} chips f32(4,256,256) + u8 mask ({larger['raw_bytes'] / 2**20:,.0f} MiB raw) per "
-             f"backend; one shuffled DataLoader epoch (batch {larger['batch']}, {larger['workers']} workers) in a process tree confined to a memory "
-             "cgroup (cgroup v1, page cache charged), after evicting the files from the page cache. Rows marked "
-             "tuned are not the default path. Peak is the group's largest charge; anon / page cache / shm are the "
-             "largest values of memory.stat's rss, cache and shmem, sampled every 50 ms.", "",
+             f"backend; one shuffled DataLoader epoch (batch {larger['batch']}, {larger['workers']} workers) in a "
+             "process tree confined to a memory cgroup (cgroup v1, page cache charged), after evicting the files "
+             "from the page cache. Rows marked tuned are not the default path. Peak is the group's largest "
+             "charge; anon / page cache / shm are the largest values of memory.stat's rss, cache and shmem, sampled every 50 ms.", "",
              "| limit | backend | setup | samples/s | x rocksds | peak MiB | peak anon / page cache / shm MiB "
              "| MiB on disk | outcome |",
              "|---:|---|---|---:|---:|---:|---:|---:|---|"]
