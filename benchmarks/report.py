@@ -57,7 +57,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             return
         table = rat[wname]["write"] if metric == "write" else rat[wname]["read"].get(metric, {})
         value = table.get(peer)
-        out.append({"goal": f"{metric} >= {target:g}x {peer}", "workload": wname, "metric": metric, "peer": peer,
+        heading = {"single": "get", "batch": "batch", "dl_w2": "DL epoch w=2", "write": "write"}[metric]
+        out.append({"goal": f"{heading} >= {target:g}x {peer}", "workload": wname, "metric": metric, "peer": peer,
                     "measured": value, "target": target, "met": None if value is None else value >= target})
 
     for m in ("single", "batch", "dl_w2", "write"):
@@ -79,6 +80,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+#: The references of the larger-than-memory goal.
+_REFS = ("lmdb", "memmap", "h5py-chunked", "h5py-best")
+
+
 def larger_goals(larger: dict[str, Any]) -> list[dict[str, Any]]:
     """Larger than memory: rocksds's epoch >= the best of LMDB, memmap, h5py at the larger limit; no OOM kill
     at the smaller one."""
@@ -87,13 +92,16 @@ def larger_goals(larger: dict[str, Any]) -> list[dict[str, Any]]:
     limits = sorted({r["limit_bytes"] for r in runs}, reverse=True)
     big = [r for r in runs if r["limit_bytes"] == limits[0]]
     mine = next((r for r in big if r["backend"] == "rocksds"), None)
-    refs = [r for r in big if r["backend"] in ("lmdb", "memmap", "h5py-chunked", "h5py-best") and r["ok"]]
+    refs = [r for r in big if r["backend"] in _REFS and r["ok"]]
     best = max(refs, key=lambda r: r["samples_per_s"], default=None)
     value = _div(mine["samples_per_s"] if mine and mine["ok"] else None, best["samples_per_s"] if best else None)
-    out.append({"goal": f"larger than memory, {limits[0] / 2**20:.0f} MiB limit: DL epoch >= 1x the best of "
-                        f"LMDB, memmap, h5py ({best['backend'] if best else '?'})",
-                "workload": "larger", "metric": "dl_w2", "peer": best["backend"] if best else None,
-                "measured": value, "target": 1.0, "met": None if value is None else value >= 1.0})
+    failed = mine is not None and not mine["ok"]
+    what = ("OOM-killed" if mine["oom_killed"] else f"failed rc={mine['rc']}") if failed else ""
+    goal = (f"larger than memory, {limits[0] / 2**20:.0f} MiB limit: DL epoch >= 1x the best of LMDB, memmap, "
+            f"h5py ({best['backend'] if best else '?'})" + (f"; rocksds {what}" if what else ""))
+    met = False if failed else (None if value is None else value >= 1.0)
+    out.append({"goal": goal, "workload": "larger", "metric": "dl_w2", "peer": best["backend"] if best else None,
+                "measured": value, "target": 1.0, "met": met})
     for lim in limits[1:]:
         mine = next((r for r in runs if r["limit_bytes"] == lim and r["backend"] == "rocksds"), None)
         out.append({"goal": f"larger than memory, {lim / 2**20:.0f} MiB limit: no OOM kill", "workload": "larger",
@@ -147,7 +155,7 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
     lines = ["## Goals (rocksds defaults)", "", "| goal | workload | measured | met |", "|---|---|---:|---|"]
     misses = []
     for g in results["goals"]:
-        val = _x(g["measured"]) if g["metric"] != "oom" else _f(g["measured"])
+        val = _x(g["measured"]) if g["metric"] != "oom" else f"{_f(g['measured'])} OOM kills"
         met = {True: "yes", False: "**no**", None: "–"}[g["met"]]
         lines.append(f"| {g['goal']} | {g['workload']} | {val} | {met} |")
         if g["met"] is not True:
@@ -210,20 +218,26 @@ def larger_lines(larger: dict[str, Any]) -> list[str]:
              f"backend; one shuffled DataLoader epoch (batch {larger['batch']}, {larger['workers']} workers) in a "
              "process tree confined to a memory cgroup (cgroup v1, page cache charged), after evicting the files "
              "from the page cache. Rows marked tuned are not the default path. Peak is the group's largest "
-             "charge; anon / page cache / shm are the largest values of memory.stat's rss, cache and shmem, sampled every 50 ms.", "",
-             "| limit | backend | setup | samples/s | x rocksds | peak MiB | peak anon / page cache / shm MiB "
+             "charge; anon / page cache / shm are the largest values of memory.stat's rss, cache and shmem, "
+             "sampled every 50 ms.", "",
+             "| limit | backend | setup | samples/s | x best of LMDB, memmap, h5py | peak MiB | "
+             "peak anon / page cache / shm MiB "
              "| MiB on disk | outcome |",
              "|---:|---|---|---:|---:|---:|---:|---:|---|"]
-    mine = {r["limit_bytes"]: r for r in larger["runs"] if r["backend"] == "rocksds"}
+    best: dict[int, float] = {}
     for r in larger["runs"]:
-        ref = mine.get(r["limit_bytes"])
-        x = _div(ref["samples_per_s"] if ref and ref["ok"] else None, r["samples_per_s"] if r["ok"] else None)
+        if r["ok"] and r["backend"] in _REFS:
+            best[r["limit_bytes"]] = max(best.get(r["limit_bytes"], 0.0), r["samples_per_s"])
+    for r in larger["runs"]:
+        x = _div(r["samples_per_s"] if r["ok"] else None, best.get(r["limit_bytes"]))
         outcome = "ok" if r["ok"] else ("**OOM-killed**" if r["oom_killed"] else f"**failed rc={r['rc']}**")
         name = ("**rocksds**" if r["backend"] == "rocksds" else r["backend"]) + (" (tuned)" if r.get("tuned") else "")
         lines.append(f"| {r['limit_bytes'] / 2**20:.0f} MiB | {name} | {r['notes']} | "
-                     f"{_f(r['samples_per_s'] if r['ok'] else None)} | {_x(x) if r['backend'] != 'rocksds' else ''} | "
+                     f"{_f(r['samples_per_s'] if r['ok'] else None)} | {_x(x)} | "
                      f"{_f(r['peak_bytes'] / 2**20)} | {_stat(r)} | {_f(r['disk_bytes'] / 2**20)} | {outcome} |")
-    lines += ["", "x rocksds is rocksds-default / that row (higher is better for rocksds).", "",
+    lines += ["", "The ratio column is that row / the fastest of LMDB, memmap and h5py that finished under the same "
+              "limit: a tuned rocksds row above the default one shows where compression (fewer bytes from disk) "
+              "or the block cache pays.", "",
               "![larger than memory](larger.png)", ""]
     return lines
 
@@ -364,7 +378,9 @@ def larger_plot(larger: dict[str, Any], out_dir: str) -> str:
             if n in runs and not runs[n]["ok"]:
                 ax.text(0, bar.get_y() + height / 2, " OOM" if runs[n]["oom_killed"] else " failed", va="center",
                         fontsize=7, color="red")
-    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names, fontsize=8)
+    tuned = {r["backend"] for r in larger["runs"] if r.get("tuned")}
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))],
+                  [n + (" (tuned)" if n in tuned else "") for n in names], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("DataLoader epoch samples/s (2 workers, files evicted first)")
     ax.set_title(f"larger than memory: {larger['n']:,} chips f32(4,256,256), memory cgroup")
