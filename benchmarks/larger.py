@@ -10,9 +10,10 @@ charged to the group, no swap). The first limit is the "larger than memory"
 case; at the others nothing may be OOM-killed (a kill is reported as such,
 never as a slow run).
 
-rocksds runs with its defaults first; the tuned rows (a compression codec,
-no block cache, a larger block cache) show where compression (fewer bytes to
-read from disk) and the block cache start to pay. The DataLoader's batch is
+rocksds runs with its defaults first; the tuned rows (each codec, with the
+default block cache and with none, and block caches of 128 MiB and 1 GiB per
+process) show where compression (fewer bytes to read from disk) and the block
+cache start to pay. The DataLoader's batch is
 16 by default: 2 workers with the default prefetch hold 4 batches, and the
 process tree of torch itself takes about 280 MiB, so batches of 128 chips
 (140 MB each) alone would not fit the smaller limit.
@@ -73,7 +74,11 @@ def _backends(names: tuple[str, ...] = ()) -> dict[str, bk.Backend]:
         "rocksds": bk.rocksds_backend("rocksds"),
         "rocksds-zstd": bk.rocksds_backend("rocksds-zstd", "zstd"),
         "rocksds-lz4": bk.rocksds_backend("rocksds-lz4", "lz4"),
+        "rocksds-none": bk.rocksds_backend("rocksds-none", "none"),
         "rocksds-nocache": bk.rocksds_backend("rocksds-nocache", cache_gb=0.0),
+        "rocksds-zstd-nocache": bk.rocksds_backend("rocksds-zstd-nocache", "zstd", cache_gb=0.0),
+        "rocksds-none-nocache": bk.rocksds_backend("rocksds-none-nocache", "none", cache_gb=0.0),
+        "rocksds-cache128m": bk.rocksds_backend("rocksds-cache128m", cache_gb=0.125),
         "rocksds-cache1g": bk.rocksds_backend("rocksds-cache1g", cache_gb=1.0),
     }
     for b in bk.peer_backends():
@@ -88,9 +93,11 @@ def _backends(names: tuple[str, ...] = ()) -> dict[str, bk.Backend]:
 
 #: Backends measured by default, in report order (rocksds's default first).
 BACKENDS = ("rocksds", "lmdb", "memmap", "h5py-chunked", "h5py-best", "litdata", "mosaic", "zarr-sharded",
-            "rocksds-zstd", "rocksds-lz4", "rocksds-nocache", "rocksds-cache1g")
-#: Tuned rocksds rows share the default's files where only the reader differs.
-_SAME_FILES = {"rocksds-nocache": "rocksds", "rocksds-cache1g": "rocksds"}
+            "rocksds-none", "rocksds-lz4", "rocksds-zstd", "rocksds-nocache", "rocksds-none-nocache",
+            "rocksds-zstd-nocache", "rocksds-cache128m", "rocksds-cache1g")
+#: Tuned rocksds rows share another row's files where only the reader differs.
+_SAME_FILES = {"rocksds-nocache": "rocksds", "rocksds-cache128m": "rocksds", "rocksds-cache1g": "rocksds",
+               "rocksds-zstd-nocache": "rocksds-zstd", "rocksds-none-nocache": "rocksds-none"}
 
 
 def read_epoch(backend: str, path: str, n: int, batch: int, workers: int, seed: int) -> dict[str, Any]:
