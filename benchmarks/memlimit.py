@@ -207,11 +207,10 @@ def run_in_memory_limit(cmd_or_fn: Union[Sequence[str], Callable[[], Any]], limi
     t0 = time.perf_counter()
     value: Any = None
     out = err = ""
-    sampler = _StatSampler(group)
-    sampler.start()
+    sampler = _StatSampler(group)  # started once the child exists: a fork copies no other thread
     try:
         if callable(cmd_or_fn):
-            rc, value = _run_function(cmd_or_fn, procs, timeout, group)
+            rc, value = _run_function(cmd_or_fn, procs, timeout, group, sampler)
         else:
             def join() -> None:
                 with open(procs, "w") as fh:
@@ -219,6 +218,7 @@ def run_in_memory_limit(cmd_or_fn: Union[Sequence[str], Callable[[], Any]], limi
 
             proc = subprocess.Popen(list(cmd_or_fn), preexec_fn=join, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env)
+            sampler.start()
             try:
                 out, err = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -230,13 +230,14 @@ def run_in_memory_limit(cmd_or_fn: Union[Sequence[str], Callable[[], Any]], limi
         kills = _oom_kills(group)
         peak = _read_int(group, "memory.max_usage_in_bytes")
     finally:
-        peaks = sampler.stop()
+        peaks = sampler.stop() if sampler.is_alive() else dict(sampler.peaks)
         _remove_group(group)
     return LimitResult(rc=rc, oom_killed=kills > 0, oom_kills=kills, peak_bytes=peak, limit_bytes=limit_bytes,
                        seconds=seconds, value=value, stdout=out, stderr=err, stat_peaks=peaks)
 
 
-def _run_function(fn: Callable[[], Any], procs: str, timeout: Optional[float], group: str) -> tuple[int, Any]:
+def _run_function(fn: Callable[[], Any], procs: str, timeout: Optional[float], group: str,
+                  sampler: _StatSampler) -> tuple[int, Any]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: join the group before doing anything else
@@ -256,6 +257,7 @@ def _run_function(fn: Callable[[], Any], procs: str, timeout: Optional[float], g
         finally:
             os._exit(status)
     os.close(w)
+    sampler.start()
     deadline = None if timeout is None else time.monotonic() + timeout
     chunks = []
     with os.fdopen(r, "rb") as fh:
