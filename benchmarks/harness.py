@@ -1,36 +1,41 @@
-"""rocksds against HDF5, LMDB, .npy files and numpy memmap, in one run, on the same data.
+"""rocksds against the formats a user would pick instead, in one run, on the same data.
 
 Run ``python benchmarks/harness.py [--quick] [--out DIR]`` from a checkout (or
-``rocksds bench``). For each workload (see ``workloads.py``) every backend is
-written from the same in-memory arrays, read back and compared with them
-(a mismatch aborts the run), then read in the same shuffled order:
+``rocksds bench``); without ``--out`` the results go to a new temporary
+folder, so the published ``benchmarks/results/`` changes only when named.
+For each workload (see ``workloads.py``) every backend is written from the
+same in-memory arrays, read back and compared with them (a mismatch aborts
+the run), then read in the same shuffled order:
 
-* write: samples/s and bytes on disk (rocksds with the WAL, without it, and
-  per compression codec);
-* single: ``get(i)`` for up to 10,000 shuffled indices;
-* batch: the whole shuffled order in batches of 128 (16 for ``big``);
-* DataLoader: one epoch, fresh DataLoader, ``num_workers`` 0 and 2, fed
-  per sample and batched (``__getitems__``), see ``loaders.py``; and the
-  second epoch of a DataLoader with 2 persistent workers (batched);
-* cache curve (rocksds only): the batch pass with ``cache_gb`` from 0 to more
-  than the data, after one warm-up pass, with the dataset's files evicted from
-  the OS page cache (fsync + ``posix_fadvise(POSIX_FADV_DONTNEED)`` on every
-  file) before every batch of the measured pass (eviction time not counted),
-  so every block-cache miss is a real disk read; the bytes read from disk
-  (``/proc/self/io``) are reported too. LMDB and memmap are the references,
-  read once after the same eviction: they map their files, and mapped pages
-  cannot be evicted, so each page comes from disk once and then from RAM (a
-  best case for them).
+* rocksds's default path first (``backends.rocksds_backend("rocksds")``:
+  what a new user writes, no option set), then its tuned variants (``wal=False``,
+  ``bulk=True``, a named compression), written only and labelled tuned;
+* the peers: h5py (naive, chunk = 1 sample, best), LMDB, .npy files, numpy
+  memmap (``backends.py``), LitData, MosaicML Streaming, Zarr v3 and
+  WebDataset (``peers.py``);
+* write: samples/s and bytes on disk;
+* get: ``get(i)`` for up to 10,000 shuffled indices; batch: the whole shuffled
+  order in batches of 128 (16 for ``big``);
+* DataLoader (``loaders.py``): ``dl_w2`` / ``dl_w0`` are the default path
+  (plain ``DataLoader(batch_size, shuffle=True, num_workers)`` after one
+  warm-up epoch, fresh workers); ``dl_w2_batched``, ``dl_w2_persistent`` and
+  ``dl_w2_persistent_cached`` are tuned;
+* cache curve (rocksds, tuned): the batch pass with ``cache_gb`` from 0 to
+  more than the data, after one warm-up pass, with the dataset's files evicted
+  from the OS page cache before every batch, so every block-cache miss is a
+  real disk read. LMDB and memmap are the references, read once after the
+  same eviction.
 
+Datasets larger than memory have their own script, ``larger.py``.
 Results go to ``OUT/results.json``, ``OUT/REPORT.md`` and ``OUT/*.png``.
-Timings are single runs; on a shared machine they are noisy, and the report
-says so.
+Timings are single runs; on a shared machine they are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import os
 import platform
 import shutil
@@ -46,18 +51,19 @@ if __name__ == "__main__":  # run as a script from a checkout: use that checkout
     sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import backends as bk  # noqa: E402
+import peers  # noqa: E402
 import workloads as wl  # noqa: E402
 
 __all__ = ["main", "run", "run_args", "machine_facts"]
 
 SINGLE_CAP = 10_000
 CACHE_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5)
-#: (num_workers, feeding mode, persistent workers: time the 2nd epoch, rocksds cache) of the DataLoader epochs.
-#: The cache is the default ``cache_gb`` or, for "fits" (rocksds only: the other backends have no such knob),
-#: a per-worker block cache larger than the raw data, the designed operating point when memory allows.
-DL_CONFIGS = ((0, "per-sample", False, "default"), (0, "batched", False, "default"), (2, "per-sample", False, "default"),
-              (2, "batched", False, "default"), (2, "batched", True, "default"), (2, "batched", True, "fits"))
-#: Per-worker block cache of the "fits" DataLoader configuration, as a multiple of the raw data.
+#: (result key, num_workers, tuning) of the DataLoader epochs (see loaders.py). Tuning ``""`` is the default
+#: path; "batched" feeds ``__getitems__``; "persistent" times the 2nd epoch of persistent workers; "cached"
+#: adds a per-worker rocksds block cache larger than the data (rocksds only: the peers have no such knob).
+DL_CONFIGS = (("dl_w2", 2, ""), ("dl_w0", 0, ""), ("dl_w2_batched", 2, "batched"),
+              ("dl_w2_persistent", 2, "persistent"), ("dl_w2_persistent_cached", 2, "cached"))
+#: Per-worker block cache of the "cached" DataLoader epoch, as a multiple of the raw data.
 FITS_CACHE = 1.2
 
 
@@ -79,6 +85,7 @@ def machine_facts() -> dict[str, Any]:
         "hdf5": h5py.version.hdf5_version,
         "lmdb": ".".join(map(str, lmdb.version())),
         "py-lmdb": lmdb.__version__,
+        **{name: _dist_version(name) for name in ("litdata", "mosaicml-streaming", "zarr", "webdataset")},
     }
     try:
         import psutil
@@ -127,8 +134,21 @@ def _rate(n: int, seconds: float) -> float:
 
 
 def _verify(reader: Any, w: wl.Workload, name: str) -> None:
-    """Every sample read back (batches, plus single gets) must equal the source exactly."""
+    """Every sample read back (batches, plus single gets) must equal the source exactly.
+
+    A sequential-only reader (``random_access = False``) is read through once, by its ``iterate()``.
+    """
     n = w.n
+    if not getattr(reader, "random_access", True):
+        seen = 0
+        for i, got in reader.iterate():
+            seen += 1
+            for f, a in w.arrays.items():
+                if not np.array_equal(np.asarray(got[f]), a[i]):
+                    raise AssertionError(f"{name}: sample {i} field {f!r} differs from the source")
+        if seen != n:
+            raise AssertionError(f"{name}: read back {seen} samples, expected {n}")
+        return
     step = 256
     for lo in range(0, n, step):
         idx = np.arange(lo, min(n, lo + step))
@@ -144,17 +164,18 @@ def _verify(reader: Any, w: wl.Workload, name: str) -> None:
 
 
 def _write_backends() -> list[tuple[bk.Backend, bool]]:
-    """(backend, is it read afterwards) for every write variant."""
+    """(backend, is it read afterwards) for every write variant: rocksds's default path first, then its
+    tuned variants (written only: write speed and size), then every peer."""
     import rocksds
 
-    default = rocksds.spec.DEFAULT_COMPRESSION
-    out = [(bk.rocksds_backend("rocksds", default, wal=True), True),
-           (bk.rocksds_backend("rocksds-nowal", default, wal=False), False),
-           (bk.rocksds_backend("rocksds-bulk", default, bulk=True), False)]
+    out = [(bk.rocksds_backend("rocksds"), True)]
+    accepted = set(inspect.signature(rocksds.create).parameters)
+    for name, opts in (("rocksds-nowal", {"wal": False}), ("rocksds-bulk", {"bulk": True})):
+        if set(opts) <= accepted:
+            out.append((bk.rocksds_backend(name, **opts), False))
     for comp in ("none", "lz4", "zstd"):
-        if comp != default:
-            out.append((bk.rocksds_backend(f"rocksds-bulk-{comp}", comp, bulk=True), False))
-    out += [(b, True) for b in bk.peer_backends()]
+        out.append((bk.rocksds_backend(f"rocksds-{comp}", comp), False))
+    out += [(b, True) for b in bk.peer_backends() + peers.peer_backends()]
     return out
 
 
@@ -183,14 +204,14 @@ def run_workload(name: str, n: int, work: str, *, dataloader: bool, cache_curve:
         reader.close()
         res["write"][b.name] = {"seconds": dt, "samples_per_s": _rate(w.n, dt), "disk_bytes": size,
                                 "disk_ratio": size / w.raw_bytes, "family": b.family, "notes": b.notes,
-                                "verified": True}
+                                "tuned": b.tuned, "verified": True}
         log(f"[{name}] write {b.name:<22} {w.n / dt:>10.0f} samples/s  {size / 2**20:8.1f} MiB  verified")
         if keep:
             readable[b.name] = (b, path)
         else:
             b.remove(path)
     for bname, (b, path) in readable.items():
-        res["read"][bname] = _reads(b, path, w, fields, order, batch, label_sum, dataloader, log, name)
+        res["read"][bname] = _reads(b, path, w, fields, order, batch, label_sum, dataloader, log, name, seed)
     if cache_curve:
         res["cache"] = _cache_curve(readable, w, fields, order, batch, log, name)
     for b, path in readable.values():
@@ -199,38 +220,41 @@ def run_workload(name: str, n: int, work: str, *, dataloader: bool, cache_curve:
 
 
 def _reads(b: bk.Backend, path: str, w: wl.Workload, fields: list[str], order: np.ndarray, batch: int,
-           label_sum: int, dataloader: bool, log: Any, wname: str) -> dict[str, Any]:
+           label_sum: int, dataloader: bool, log: Any, wname: str, seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     reader = b.reader(path, fields)
-    reader.get(0)  # open outside the timings
-    k = min(w.n, SINGLE_CAP)
-    t = time.perf_counter()
-    for i in order[:k]:
-        reader.get(int(i))
-    out["single"] = _rate(k, time.perf_counter() - t)
-    t = time.perf_counter()
-    for lo in range(0, w.n, batch):
-        reader.get_batch(order[lo : lo + batch])
-    out["batch"] = _rate(w.n, time.perf_counter() - t)
+    line = f"[{wname}] read  {b.name:<14}"
+    if getattr(reader, "random_access", True):
+        reader.get(0)  # open outside the timings
+        k = min(w.n, SINGLE_CAP)
+        t = time.perf_counter()
+        for i in order[:k]:
+            reader.get(int(i))
+        out["single"] = _rate(k, time.perf_counter() - t)
+        t = time.perf_counter()
+        for lo in range(0, w.n, batch):
+            reader.get_batch(order[lo : lo + batch])
+        out["batch"] = _rate(w.n, time.perf_counter() - t)
+        line += f" single {out['single']:>9.0f}/s  batch {out['batch']:>9.0f}/s"
     reader.close()
-    line = f"[{wname}] read  {b.name:<12} single {out['single']:>9.0f}/s  batch {out['batch']:>9.0f}/s"
     if dataloader:
         import loaders
 
-        for workers, mode, persistent, cache in DL_CONFIGS:
-            if cache == "fits" and b.family != "rocksds":
-                continue
+        rocks = path if b.family == "rocksds" else None
+        for key, workers, tuned in DL_CONFIGS:
+            if tuned and (hasattr(b.reader(path, fields), "loader") or (tuned == "cached" and rocks is None)):
+                continue  # own loader: no batched variant; cache knob: rocksds only
             reader = b.reader(path, fields)
-            rocks = path if b.family == "rocksds" else None
-            cache_gb = FITS_CACHE * w.raw_bytes / 2**30 if cache == "fits" else 0.25
-            dt, seen, total = loaders.epoch(reader, w.n, order, batch=batch, workers=workers, mode=mode,
-                                            label=w.label_field, rocks_path=rocks, persistent=persistent,
-                                            cache_gb=cache_gb)
+            kw = {"batch": batch, "workers": workers, "label": w.label_field, "seed": seed, "rocks_path": rocks}
+            if not tuned:
+                dt, seen, total = loaders.default_epoch(reader, w.n, **kw)
+            else:
+                cache = FITS_CACHE * w.raw_bytes / 2**30 if tuned == "cached" else None
+                dt, seen, total = loaders.tuned_epoch(reader, w.n, persistent=tuned != "batched", cache_gb=cache, **kw)
             reader.close()
             if seen != w.n or total != label_sum:
                 raise AssertionError(f"{b.name}: DataLoader epoch returned {seen} samples / label sum {total}, "
                                      f"expected {w.n} / {label_sum}")
-            key = f"dl_w{workers}_{mode}" + ("_persistent" if persistent else "") + ("_cached" if cache == "fits" else "")
             out[key] = _rate(w.n, dt)
             line += f"  {key} {out[key]:>8.0f}/s"
     log(line)
@@ -289,6 +313,7 @@ def run(workload_names: list[str], *, quick: bool, out_dir: Optional[str], work_
 
     sizes = sizes or (wl.QUICK_SIZES if quick else wl.SIZES)
     results: dict[str, Any] = {"machine": machine_facts(), "quick": quick, "seed": seed,
+                               "missing_peers": peers.missing(),
                                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                                "argv": sys.argv[1:], "note": note, "workloads": {}}
     try:
@@ -327,7 +352,8 @@ def run_args(args: argparse.Namespace) -> int:
     bad = [s for s in names if s not in wl.WORKLOADS]
     if bad:
         raise SystemExit(f"rocksds bench: unknown workloads {bad}; choose from {wl.WORKLOADS}")
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    # The published results (benchmarks/results/) are rewritten only when asked for with --out.
+    out = args.out or tempfile.mkdtemp(prefix="rocksds-bench-results-")
     sizes = dict(wl.QUICK_SIZES if args.quick else wl.SIZES)
     if args.samples is not None:
         if args.samples < 2:

@@ -1,28 +1,33 @@
-"""DataLoader epochs over any backend reader (imports torch; the harness imports this only when needed).
+"""DataLoader epochs over any backend (imports torch; the harness imports this only when needed).
 
-Two ways to feed a DataLoader, both measured for every backend:
+The default epoch is what a new user writes: ``DataLoader(ds, batch_size=B,
+shuffle=True, num_workers=W)`` with the default collate, where ``ds`` is
+``rocksds.torch.RocksDataset(path)`` with no arguments for rocksds and, for a
+peer, the few lines a user writes around its reader (``__getitem__`` only).
+Every backend gets the same shuffled order: the sampler's generator is seeded
+the same way. One untimed warm-up epoch runs first, then the timed epoch with
+a new DataLoader (so fresh workers, as without ``persistent_workers``).
+Backends with a loader of their own (LitData's ``StreamingDataLoader``,
+MosaicML's ``StreamingDataset``, WebDataset's ``WebLoader``) use it instead,
+with its own shuffle.
 
-* ``per-sample``: a map-style dataset with ``__getitem__`` only; the
-  DataLoader calls it 128 times per batch and ``default_collate`` stacks.
-* ``batched``: the dataset also has ``__getitems__`` (torch >= 2.0 calls it
-  with the whole batch of indices), so a backend can fetch a batch at once.
-
-rocksds is fed through ``rocksds.torch.RocksDataset`` (``use_getitems=False``
-for per-sample) with ``rocksds.torch.collate`` for batched, when that module
-exists, else through the same generic wrapper as the peers.
+Tuned epochs, reported apart: ``batched`` feeds a whole batch through
+``__getitems__`` (rocksds: ``RocksDataset`` + ``rocksds.torch.collate``);
+``persistent`` times the second epoch of one DataLoader with
+``persistent_workers=True``; rocksds can add a block cache (``cache_gb``).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["epoch", "rocksds_torch_available"]
+__all__ = ["default_epoch", "tuned_epoch", "rocksds_torch_available"]
 
 
 class _PerSample(Dataset):
@@ -54,60 +59,80 @@ def rocksds_torch_available() -> bool:
     return True
 
 
-def _dataset(reader: Any, n: int, mode: str, rocks_path: str | None, cache_gb: float) -> tuple[Any, Any]:
-    if rocks_path is not None and rocksds_torch_available():
+def _count(loader: Any, label: str) -> tuple[float, int, int]:
+    seen, total = 0, 0
+    t0 = time.perf_counter()
+    for b in loader:
+        y = torch.as_tensor(np.asarray(b[label]) if not isinstance(b[label], torch.Tensor) else b[label])
+        seen += len(y)
+        total += int(y.sum(dtype=torch.int64))
+    return time.perf_counter() - t0, seen, total
+
+
+def _seeded(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def default_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, seed: int,
+                  rocks_path: Optional[str] = None, warmup: bool = True) -> tuple[float, int, int]:
+    """The default-path epoch (see the module docstring); returns (seconds, samples seen, label sum).
+
+    ``warmup=False`` times the first epoch (a cold read, as in the larger-than-memory runs).
+    """
+    make: Callable[[int], Any]
+    if hasattr(reader, "loader"):
+        def make(s: int) -> Any:
+            return reader.loader(batch, workers, s)
+    else:
+        if rocks_path is not None:
+            from rocksds.torch import RocksDataset
+
+            ds: Any = RocksDataset(rocks_path)
+        else:
+            ds = _PerSample(reader, n)
+
+        def make(s: int) -> Any:
+            return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, generator=_seeded(s))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if warmup:
+            _count(make(seed), label)  # warm-up epoch: page cache, imports, lazily built state
+        loader = make(seed + 1)
+        out = _count(loader, label)
+    del loader
+    return out
+
+
+def tuned_epoch(reader: Any, n: int, *, batch: int, workers: int, label: str, seed: int,
+                rocks_path: Optional[str] = None, persistent: bool = False,
+                cache_gb: Optional[float] = None, warmup: bool = True) -> tuple[float, int, int]:
+    """A batched epoch (``__getitems__``); with ``persistent``, the 2nd epoch of one persistent DataLoader.
+
+    Without ``persistent`` it runs after a warm-up epoch, as :func:`default_epoch`.
+    """
+    if rocks_path is not None:
         from rocksds.torch import RocksDataset, collate
 
-        if mode == "per-sample":
-            return RocksDataset(rocks_path, cache_gb=cache_gb, use_getitems=False), None
-        return RocksDataset(rocks_path, cache_gb=cache_gb), collate
-    if mode == "per-sample":
-        return _PerSample(reader, n), None
-    return _Batched(reader, n), _collate_batch
-
-
-def epoch(reader: Any, n: int, order: np.ndarray, *, batch: int, workers: int, mode: str, label: str,
-          rocks_path: str | None = None, cache_gb: float = 0.25, persistent: bool = False) -> tuple[float, int, int]:
-    """One epoch in the order ``order``; returns (seconds, samples seen, sum of the ``label`` field).
-
-    With ``persistent`` (needs ``workers``), one untimed epoch in the reverse
-    order runs first with ``persistent_workers=True``, and the second epoch is
-    timed: workers keep their open handles and caches, as in epoch 2 onwards
-    of a training run.
-    """
-    ds, collate = _dataset(reader, n, mode, rocks_path, cache_gb)
-    kwargs: dict[str, Any] = {"batch_size": batch, "num_workers": workers}
-    if collate is not None:
-        kwargs["collate_fn"] = collate
-    if workers:
-        kwargs["multiprocessing_context"] = "fork"
-    sampler = _Order(order[::-1].tolist() if persistent else order.tolist())
-    loader = DataLoader(ds, sampler=sampler, persistent_workers=persistent, **kwargs)
-    seen, total = 0, 0
+        ds: Any = RocksDataset(rocks_path) if cache_gb is None else RocksDataset(rocks_path, cache_gb=cache_gb)
+        fn: Any = collate
+    else:
+        ds, fn = _Batched(reader, n), _collate_batch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if persistent:
-            for _b in loader:
-                pass
-            sampler.order = order.tolist()
-        t0 = time.perf_counter()
-        for b in loader:
-            y = b[label]
-            seen += len(y)
-            total += int(y.sum(dtype=torch.int64))
-        dt = time.perf_counter() - t0
+            gen = _seeded(seed)
+            loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
+                                generator=gen, persistent_workers=True)
+            _count(loader, label)
+            gen.manual_seed(seed + 1)
+        else:
+            if warmup:
+                _count(DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
+                                  generator=_seeded(seed)), label)
+            loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=fn,
+                                generator=_seeded(seed + 1))
+        out = _count(loader, label)
     del loader
-    return dt, seen, total
-
-
-class _Order:
-    """A sampler whose order can change between epochs (persistent workers keep the loader)."""
-
-    def __init__(self, order: list[int]) -> None:
-        self.order = order
-
-    def __iter__(self) -> Any:
-        return iter(self.order)
-
-    def __len__(self) -> int:
-        return len(self.order)
+    return out

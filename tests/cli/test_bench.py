@@ -16,6 +16,10 @@ import pytest
 from rocksds import cli
 from rocksds.cli import bench
 
+bench.load_harness()  # puts benchmarks/ on sys.path
+import memlimit  # noqa: E402
+import peers  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
@@ -37,16 +41,21 @@ def test_every_backend_written_verified_and_read(quick_run):
     for wname, r in res["workloads"].items():
         assert r["n"] == 16
         write = r["write"]
-        assert {"rocksds", "rocksds-nowal", "h5py-naive", "h5py-best", "lmdb", "npy-files", "memmap"} <= set(write)
+        base = {"h5py-naive", "h5py-chunked", "h5py-best", "lmdb", "npy-files", "memmap"}
+        new_peers = {b.name for b in peers.peer_backends()}
+        assert {"rocksds", "rocksds-zstd"} | base | new_peers <= set(write)
+        assert write["rocksds"]["tuned"] is False and write["rocksds-zstd"]["tuned"] is True
         for name, v in write.items():
             assert v["verified"] is True, (wname, name)
             assert _rate_ok(v["samples_per_s"]) and v["disk_bytes"] > 0, (wname, name)
-        assert set(r["read"]) == {"rocksds", "h5py-naive", "h5py-best", "lmdb", "npy-files", "memmap"}
+        assert set(r["read"]) == {"rocksds"} | base | new_peers
         for name, v in r["read"].items():
-            expected = {"single", "batch", "dl_w0_per-sample", "dl_w0_batched", "dl_w2_per-sample",
-                        "dl_w2_batched", "dl_w2_batched_persistent"}
-            if name == "rocksds":  # the cache-fits epoch exists only where there is a cache knob
-                expected.add("dl_w2_batched_persistent_cached")
+            own_loader = name in ("litdata", "mosaic-stream", "webdataset")
+            expected = {"dl_w0", "dl_w2"} if name == "webdataset" else {"single", "batch", "dl_w0", "dl_w2"}
+            if not own_loader:
+                expected |= {"dl_w2_batched", "dl_w2_persistent"}
+            if name == "rocksds":  # the cached epoch exists only where there is a cache knob
+                expected.add("dl_w2_persistent_cached")
             assert set(v) == expected, (wname, name)
             assert all(_rate_ok(x) for x in v.values()), (wname, name, v)
         fracs = [c["cache_fraction"] for c in r["cache"] if c["backend"] == "rocksds"]
@@ -60,6 +69,8 @@ def test_ratios_goals_and_reader_microbenchmark(quick_run):
     ratio = res["ratios"]["mnist"]["read"]["batch"]["memmap"]
     assert ratio == pytest.approx(rd["read"]["rocksds"]["batch"] / rd["read"]["memmap"]["batch"])
     assert res["goals"] and all(g["measured"] is not None and g["met"] in (True, False) for g in res["goals"])
+    peers_goaled = {g["peer"] for g in res["goals"] if g["workload"] == "chips" and g["metric"] == "dl_w2"}
+    assert {"lmdb", "memmap"} | ({"zarr"} if peers.available("zarr") else set()) <= peers_goaled
     assert _rate_ok(res["reader"]["raw_get_per_s"]) and _rate_ok(res["reader"]["get_batch_per_s"])
     assert res["machine"]["usable_cores"] >= 1 and res["machine"]["rocksds"]
 
@@ -68,6 +79,7 @@ def test_report_and_plots_written_and_work_dir_cleaned(quick_run):
     out, res, work = quick_run
     report = (out / "REPORT.md").read_text()
     assert "How to reproduce" in report and "## Goals" in report and "Partial caching" in report
+    assert report.index("### Default path") < report.index("### Tuned modes")
     for wname in res["workloads"]:
         for kind in ("write", "read", "cache"):
             png = out / f"{wname}-{kind}.png"
@@ -104,3 +116,70 @@ def test_page_cache_eviction_runs_on_every_file(tmp_path):
     backends.drop_page_cache(str(tmp_path))
     assert backends.dir_bytes(str(tmp_path)) >= 16000
     assert harness.CACHE_FRACTIONS[0] == 0 and max(harness.CACHE_FRACTIONS) > 1
+
+
+def test_default_output_is_a_temporary_folder_not_the_published_results(tmp_path, capsys):
+    results = os.path.join(bench.benchmarks_dir(), "results")
+    before = {n: os.stat(os.path.join(results, n)).st_mtime_ns for n in os.listdir(results)}
+    status = cli.main(["bench", "--quick", "--samples", "4", "--workloads", "mnist", "--no-dataloader",
+                       "--no-cache-curve", "--work-dir", str(tmp_path)])
+    assert status == 0
+    after = {n: os.stat(os.path.join(results, n)).st_mtime_ns for n in os.listdir(results)}
+    assert after == before
+    out_dir = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("results in ").strip()
+    try:
+        assert os.path.dirname(os.path.abspath(out_dir)) != os.path.abspath(bench.benchmarks_dir())
+        assert os.path.isfile(os.path.join(out_dir, "REPORT.md"))
+    finally:
+        import shutil
+
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+needs_cgroup = pytest.mark.skipif(not memlimit.available(), reason="needs root and a cgroup v1 memory controller")
+
+
+@needs_cgroup
+def test_memory_limit_run_returns_value_and_peak():
+    r = memlimit.run_in_memory_limit(lambda: int(np.ones(8 << 20, np.uint8).sum()), 256 << 20)
+    assert r.ok and r.rc == 0 and not r.oom_killed and r.value == 8 << 20
+    assert 8 << 20 <= r.peak_bytes <= 256 << 20
+
+
+@needs_cgroup
+def test_memory_limit_oom_kill_is_reported_as_such():
+    import sys
+
+    cmd = [sys.executable, "-c", "import numpy as np; a = np.ones(300 << 20, np.uint8); print(a.sum())"]
+    r = memlimit.run_in_memory_limit(cmd, 96 << 20)
+    assert r.oom_killed and r.oom_kills >= 1 and r.rc != 0 and not r.ok
+    assert r.peak_bytes <= 96 << 20
+    ok = memlimit.run_in_memory_limit(cmd, 1 << 30)
+    assert ok.ok and ok.stdout.strip() == str(300 << 20)
+
+
+@needs_cgroup
+def test_larger_than_memory_reads_every_sample_under_a_limit(tmp_path):
+    import larger
+
+    res = larger.run(8, [1024], out_dir=str(tmp_path / "out"), work_dir=str(tmp_path),
+                     names=("rocksds", "memmap"), batch=4, log=lambda *a: None)
+    assert {r["backend"] for r in res["runs"]} == {"rocksds", "memmap"}
+    for r in res["runs"]:
+        assert r["ok"] and not r["oom_killed"] and _rate_ok(r["samples_per_s"]), r
+        assert 0 < r["peak_bytes"] <= 1 << 30
+    assert (tmp_path / "out" / "larger.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Larger than memory" in (tmp_path / "out" / "LARGER.md").read_text()
+    assert [p for p in os.listdir(tmp_path) if p != "out"] == []
+
+
+def test_peers_read_back_what_was_written(tmp_path):
+    import workloads
+
+    w = workloads.make("chips", 6)
+    for b in peers.peer_backends():
+        path = str(tmp_path / b.name)
+        b.write(path, w.arrays)
+        reader = b.reader(path, list(w.arrays))
+        bench.load_harness()._verify(reader, w, b.name)
+        reader.close()
