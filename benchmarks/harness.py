@@ -367,7 +367,9 @@ def run_args(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark options (``rocksds bench`` hands its command line to :func:`main`)."""
     p.add_argument("--quick", action="store_true", help="small sizes (2,000 / 200 / 40 samples); CI smoke size")
-    p.add_argument("--out", default=None, help="output directory (default: benchmarks/results of the checkout)")
+    p.add_argument("--out", default=None,
+                   help="output directory (default: a new temporary directory, so the published "
+                        "benchmarks/results/ is rewritten only when named here)")
     p.add_argument("--workloads", default=",".join(wl.WORKLOADS), help=f"comma-separated subset of {','.join(wl.WORKLOADS)}")
     p.add_argument("--work-dir", default=None, help="where the datasets are written (default: the system temp dir)")
     p.add_argument("--no-dataloader", action="store_true", help="skip the DataLoader epochs (no torch needed)")

@@ -55,6 +55,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``bench`` to the ``rocksds`` subparsers; its options are the harness's own (``rocksds bench --help``)."""
-    p = sub.add_parser("bench", add_help=False, help="run the benchmarks (rocksds vs HDF5, LMDB, .npy files, memmap)",
+    p = sub.add_parser("bench", add_help=False, help="run the benchmarks (rocksds vs LitData, MosaicML Streaming, "
+                       "Zarr, WebDataset, HDF5, LMDB, .npy files, memmap)",
                        description="Run benchmarks/harness.py of this checkout with the options given.")
     p.set_defaults(handler=_cmd_bench, passthrough=[])

@@ -33,7 +33,12 @@ def test_tables_use_the_spec_checksum(tmp_path):
     assert _options_checksum(path) == {"xxhash64": "kxxHash64", "crc32c": "kCRC32c"}[spec.TABLE_CHECKSUM]
 
 
-def test_flipped_byte_in_a_value_is_detected(tmp_path):
+@pytest.mark.parametrize("mode", ["mapped", "pread", "cached"])
+def test_flipped_byte_in_a_value_is_detected(tmp_path, monkeypatch, mode):
+    # Readers map the tables (the default in memory), pread them (larger than memory) or keep every
+    # block in a cache that holds the dataset: each verifies the block before returning a value.
+    if mode == "pread":
+        monkeypatch.setattr(rocksds.reader, "MMAP_MAX_FRACTION", 0.0)
     path = str(tmp_path / "d.rds")
     images = _write(path)
     needle = images[7].tobytes()[1000:1032]
@@ -47,7 +52,7 @@ def test_flipped_byte_in_a_value_is_detected(tmp_path):
     with open(sst, "r+b") as fh:
         fh.seek(at)
         fh.write(bytes([needle[0] ^ 0xFF]))
-    with rocksds.open(path, cache_gb=0) as ds:
+    with rocksds.open(path, cache_gb=1.0 if mode == "cached" else 0) as ds:
         np.testing.assert_array_equal(ds[3]["image"], images[3])
         with pytest.raises(rocksds.CorruptionError):
             ds[7]
