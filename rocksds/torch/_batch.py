@@ -16,7 +16,7 @@ from torch.utils.data import get_worker_info
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["Batch", "collate", "stack_samples", "Sample", "as_tensor", "shared_block"]
+__all__ = ["Batch", "collate", "collate_takes_batches", "stack_samples", "Sample", "as_tensor", "shared_block"]
 
 Sample = dict[str, Any]
 
@@ -181,6 +181,18 @@ class Batch(Sequence):
         return [dict(zip(names, row)) for row in zip(*columns)] if columns else [{} for _ in range(n)]
 
 
+#: Set in a worker once :func:`collate` has sent a :class:`Batch`: from then on RocksDataset reads
+#: batches straight into shared memory. Until then (and for good with the stock ``default_collate``,
+#: which stacks the samples into shared memory of its own) batches stay in ordinary memory, so no
+#: batch is ever held in shared memory twice.
+_collate_takes_batches = False
+
+
+def collate_takes_batches() -> bool:
+    """Whether :func:`collate` has sent a :class:`Batch` from this process (see above)."""
+    return _collate_takes_batches
+
+
 def collate(batch: Sequence[Mapping[str, Any]]) -> Sample:
     """``collate_fn`` for rocksds datasets: a stacked batch dict.
 
@@ -192,11 +204,13 @@ def collate(batch: Sequence[Mapping[str, Any]]) -> Sample:
     shared-memory block, so the batch crosses to the main process as one
     piece rather than one per field (the main process gets a plain dict).
     """
+    global _collate_takes_batches
     shared = get_worker_info() is not None
     if not isinstance(batch, Batch):
         return _stack(batch, shared=shared)
     if not shared:
         return dict(batch.stacked)
+    _collate_takes_batches = True
     tensors = {k: v for k, v in batch.stacked.items() if isinstance(v, torch.Tensor)}
     if _in_one_shared_block(tensors.values()):
         return _SharedBatch(batch.stacked)  # RocksDataset read the records straight into shared memory

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset as _MapDataset
 from torch.utils.data import get_worker_info
 
-from ._batch import Batch, Sample, as_tensor, shared_block, stack_samples
+from ._batch import Batch, Sample, as_tensor, collate_takes_batches, shared_block, stack_samples
 from ._handle import Handle, Transform, check_transform, probe
 from ..errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
 from ..reader import Dataset
@@ -126,9 +126,11 @@ class RocksDataset(_MapDataset):
         The reader writes the records straight into them, and :func:`collate`
         sends the block to the main process as is: each byte is copied once
         between RocksDB and the training loop. Empty outside workers, or when
-        a per-sample ``transform`` rebuilds the batch anyway.
+        a per-sample ``transform`` rebuilds the batch anyway, or before
+        :func:`collate` has taken a batch in this worker (the stock
+        ``default_collate`` stacks into shared memory of its own).
         """
-        if self.transform is not None or get_worker_info() is None:
+        if self.transform is not None or get_worker_info() is None or not collate_takes_batches():
             return {}
         fixed = {name: f for name, f in ds.schema.fields.items() if not f.is_variable}
         specs = [((n, *f.shape), torch.from_numpy(np.empty(0, f.numpy_dtype)).dtype) for f in fixed.values()]

@@ -18,7 +18,7 @@ import torch.multiprocessing as torch_mp  # noqa: E402
 from torch.utils.data import DataLoader, DistributedSampler, default_collate  # noqa: E402
 
 import rocksds  # noqa: E402
-from rocksds.torch import _batch, _handle, _stream  # noqa: E402
+from rocksds.torch import _batch, _handle, _map, _stream  # noqa: E402
 from rocksds.torch import Batch, RocksDataset, RocksIterableDataset, ResumableSampler, collate  # noqa: E402
 
 N = 300
@@ -86,7 +86,7 @@ def check_batch(batch: dict, samples: list[dict], fields=FIXED) -> list[int]:
 
 def fake_worker_info(monkeypatch, info) -> None:
     """Make rocksds.torch believe it runs in a DataLoader worker described by ``info()``."""
-    for module in (_batch, _handle, _stream):
+    for module in (_batch, _handle, _map, _stream):
         monkeypatch.setattr(module, "get_worker_info", info)
 
 
@@ -224,6 +224,26 @@ def test_worker_batches_share_one_block(data, monkeypatch):
         assert torch.equal(back["extra"], torch.ones(3))
         for pts, i in zip(back["points"], [4, 2, 9]):
             np.testing.assert_array_equal(pts.numpy(), samples[i]["points"])
+
+
+def test_workers_read_straight_into_shared_memory_once_collate_takes_batches(data, monkeypatch):
+    from rocksds.torch import _batch
+
+    path, samples = data
+    ds = RocksDataset(path)
+    monkeypatch.setattr(_batch, "_collate_takes_batches", False)
+    fake_worker_info(monkeypatch, lambda: SimpleNamespace(id=0, num_workers=2))
+    first = ds.__getitems__([1, 2])
+    # The stock default_collate stacks into shared memory of its own: until collate has taken a
+    # batch in this worker, batches stay in ordinary memory (never two shared copies of one batch).
+    assert not first.stacked["image"].is_shared()
+    collate(first)
+    second = ds.__getitems__([3, 5])
+    storages = {second.stacked[k].untyped_storage().data_ptr() for k in FIXED}
+    assert second.stacked["image"].is_shared() and len(storages) == 1
+    sent = collate(second)
+    assert all(sent[k].data_ptr() == second.stacked[k].data_ptr() for k in FIXED)  # sent as read, no copy
+    assert check_batch(sent, samples) == [3, 5]
 
 
 def test_distributed_sampler_unchanged(data):
