@@ -56,6 +56,7 @@ class CFConfig:
         bloom_bits: bloom filter bits per key; 0 disables the filter.
         write_buffer_bytes: memtable size before a flush to a table file.
         checksum: block checksum type of new tables, one of ``rocksds.spec.PORTABLE_CHECKSUMS``.
+        cached: whether reads of this column family go through the shared block cache.
     """
 
     compression: str = spec.DEFAULT_COMPRESSION
@@ -64,6 +65,7 @@ class CFConfig:
     bloom_bits: int = 10
     write_buffer_bytes: int = 64 * 2**20
     checksum: str = spec.TABLE_CHECKSUM
+    cached: bool = True
 
 
 def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -> RocksdsError:
@@ -105,7 +107,7 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     table.set_block_size(cfg.block_size)
     if cfg.bloom_bits > 0:
         table.set_bloom_filter(cfg.bloom_bits, False)
-    if cache is None:
+    if cache is None or not cfg.cached:
         table.disable_cache()
     else:
         table.set_block_cache(cache)

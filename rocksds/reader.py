@@ -221,13 +221,19 @@ class Dataset:
                     )
             chosen["full"], chosen["schema"] = full, schema
             configs = {
-                f.column_family: CFConfig(compression=f.compression, bloom_bits=self._options["bloom_bits"])
+                f.column_family: CFConfig(compression=f.compression, bloom_bits=self._options["bloom_bits"],
+                                          cached=cache_all or f.compression != "none")
                 for f in schema.fields.values()
             }
             return [META_CF, *configs], configs  # type: ignore[list-item]
 
         size, limit = table_bytes(self.path), memory_limit()
-        mmap = size > self._cache_bytes and (limit is None or size <= MMAP_MAX_FRACTION * limit)
+        # A cache that holds every table file keeps every block; otherwise only compressed fields'
+        # blocks are cached (decompressing is what a cache saves), and uncompressed ones come from
+        # the page cache: mapped, or one pread per block when the files exceed memory (copying
+        # blocks of a dataset larger than the cache into it would only churn it).
+        cache_all = 0 < size <= self._cache_bytes
+        mmap = not cache_all and (limit is None or size <= MMAP_MAX_FRACTION * limit)
         storage = Storage.open_snapshot(self.path, choose, self._cache_bytes, mmap=mmap)
         self.full_schema = chosen["full"]
         return storage, chosen["schema"]
