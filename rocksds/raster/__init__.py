@@ -46,13 +46,20 @@ Splits: with ``split={"train": .8, "val": .2}`` each split becomes its own
 dataset (``out/train.rds``, ``out/val.rds``), not a ``split`` field: a
 training loop then opens one dataset and needs no filtering, sizes and
 indices are per split, and a held-out split can be shipped or withheld on its
-own. The raster is cut into square blocks of ``split_block`` pixels, blocks
+own. The raster is cut into square blocks of ``split_block`` pixels (by
+default derived from the smallest scene: about two blocks for the smallest
+split, a multiple of the stride, at most 2048), blocks
 are shuffled (seeded) and dealt to splits in the given proportions (of
 blocks, not of chips). A chip belongs to the split of the blocks it touches;
 a chip touching blocks of two different splits is dropped, so no pixel is in
 two splits even with overlapping chips.
 
-Filtering: with ``min_valid > 0`` a chip is kept only when at least that
+A split that no chip can reach is refused before any pixel is read, and a
+dataset that ends up empty raises :class:`~rocksds.errors.EmptyOutputError`
+(nothing is written); the report's ``dropped`` line says what went and why.
+
+Filtering: by default a chip without a single valid pixel is dropped
+(``min_valid=0`` keeps every chip); with ``min_valid > 0`` a chip is kept only when at least that
 fraction of its pixels is valid in every band of every input. Validity comes
 from the rasters' nodata values, internal masks or alpha bands (GDAL's
 dataset masks); padding is invalid.
