@@ -133,6 +133,8 @@ def _build(out: str, plan: ChipPlan, finals: list[str], workers: int, scheduler:
     with building(finals, "building", overwrite=overwrite,
                   hint="pass overwrite=True / --overwrite to replace it") as tmps:
         if in_parallel:
+            # Staged beside the final path, not the random build directory, so a re-run finds finished tasks.
+            staging_dir = staging_dir or finals[0].rstrip(os.sep) + ".rocksds-staging"
             stats = parallel.build(plan, tmps, workers=workers, scheduler=scheduler, staging_dir=staging_dir,
                                    progress=progress, timings=phases)
         else:

@@ -350,10 +350,23 @@ def build(
     """
     staging = os.path.abspath(staging_dir or (paths[0].rstrip(os.sep) + ".rocksds-staging"))
     _prepare_staging(staging, plan_fingerprint(plan))
+    try:
+        return _build_staged(plan, paths, staging, runner=_Runner(workers, scheduler), progress=progress,
+                             keep_staging=keep_staging, timings={} if timings is None else timings)
+    except WorkerLostError as e:
+        raise WorkerLostError(f"{e} (staged in {staging})") from None
+    except RocksdsError:
+        # An input or plan error: what was staged cannot be trusted for a re-run (the input must change).
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _build_staged(plan: ChipPlan, paths: Sequence[str], staging: str, *, runner: "_Runner",
+                  progress: Optional[Callable[[int], None]], keep_staging: bool,
+                  timings: dict[str, float]) -> list[TaskStats]:
+    """The three steps of :func:`build` in ``staging`` (prepared), with ``runner`` (closed here)."""
     nsplit = len(plan.splits)
-    timings = {} if timings is None else timings
     clock = time.perf_counter()
-    runner = _Runner(workers, scheduler)
     try:
         # Step 1: chip every task without a valid marker.
         docs: dict[int, Any] = {t.index: _read_json(_chip_marker(staging, t.index)) for t in plan.tasks}

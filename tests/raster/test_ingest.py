@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import os
 import warnings
@@ -341,3 +342,36 @@ def test_cli_summary_says_what_was_dropped_and_help_gives_the_defaults(tmp_path,
     text = " ".join(capsys.readouterr().out.split())
     assert "skip only chips with no valid pixel at all; 0 keeps every chip" in text
     assert "from the scene size" in text
+
+
+# ---------------------------------------------------------------------- damaged inputs
+
+
+def _damaged_copy(src: str, dst: str) -> str:
+    """``src`` with the bytes of its later tiles overwritten: the header reads, some blocks do not decode."""
+    data = bytearray(open(src, "rb").read())
+    start = len(data) * 2 // 3
+    data[start : start + 4096] = b"\xff" * 4096
+    open(dst, "wb").write(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_damaged_raster_is_a_rocksds_error_naming_file_and_window_and_leaves_nothing(tmp_path, scene, workers):
+    bad = _damaged_copy(scene["image"], str(tmp_path / "bad.tif"))
+    out = tmp_path / "out"
+    with pytest.raises(rocksds.errors.RasterReadError) as info:
+        ingest_raster(out, {"image": bad, "mask": scene["mask"]}, chip=32, split={"train": 0.8, "val": 0.2},
+                      workers=workers)
+    msg = str(info.value)
+    assert "bad.tif" in msg and re.search(r"window rows \d+\.\.\d+, columns \d+\.\.\d+", msg), msg
+    assert sorted(os.listdir(tmp_path)) == ["bad.tif"]  # no output folder, build or staging directory
+
+
+def test_damaged_raster_from_the_cli_is_one_error_line(tmp_path, scene, capsys):
+    bad = _damaged_copy(scene["image"], str(tmp_path / "bad.tif"))
+    assert main(["ingest-raster", str(tmp_path / "o.rds"), "--input", f"image={bad}", "--chip", "32"]) == 2
+    err = capsys.readouterr().err
+    assert f"rocksds: error: input 'image' ({bad}) cannot be read in the window rows" in err
+    assert "Traceback" not in err and err.count("rocksds: error:") == 1
+    assert sorted(os.listdir(tmp_path)) == ["bad.tif"]
