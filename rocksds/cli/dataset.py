@@ -32,10 +32,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raw = "" if f["raw_bytes"] is None else f", {f['raw_bytes'] / 2**20:.1f} MiB raw"
         print(f"  {f['name']:<16} {f['dtype']:<10} {shape:<20} {f['compression']}{raw}")
     if report["attrs"]:
-        print("  attrs: " + json.dumps(report["attrs"], ensure_ascii=False))
+        print("  attrs: " + "\n  ".join(_readable_json(report["attrs"]).splitlines()))
     if report["writer"]:
         print("  written by: " + ", ".join(f"{k} {v}" for k, v in report["writer"].items()))
     return 0
+
+
+def _readable_json(value: Any, indent: str = "") -> str:
+    """JSON with one key per line, but lists and objects that fit in 80 columns kept on one line."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(flat) + len(indent) <= 80 or not isinstance(value, (dict, list)) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {_readable_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _readable_json(v, inner) for v in value) + f"\n{indent}]"
 
 
 def _summarize(value: Any) -> str:
@@ -96,12 +108,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
     p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
-    p.add_argument("path")
+    p.add_argument("path", help="the rocksds dataset directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_info)
 
     p = sub.add_parser("head", aliases=["show"], help="print the first samples (or --index ones)")
-    p.add_argument("path")
+    p.add_argument("path", help="the rocksds dataset directory")
     p.add_argument("-n", type=int, default=3, help="how many samples from the start (default 3)")
     p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
     p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
@@ -111,7 +123,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_cmd_head)
 
     p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
-    p.add_argument("path")
+    p.add_argument("path", help="the dataset directory to check (never written to)")
     p.add_argument("--deep", action="store_true",
                    help="also scan every other column family (default, metadata, unknown) with checksum verification")
     p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")

@@ -80,9 +80,12 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.json:
+        if "" in report["datasets"]:  # no split: one dataset, not a split named ""
+            report = {**report, "dataset": report["datasets"][""], "count": report["counts"][""]}
+            del report["datasets"], report["counts"]
         print(json.dumps(report, indent=2))
     elif not args.quiet:
-        kept = ", ".join(f"{k or 'samples'}: {n} -> {report['datasets'][k]}" for k, n in report["counts"].items())
+        kept = ", ".join(f"{k + ': ' if k else ''}{n} -> {report['datasets'][k]}" for k, n in report["counts"].items())
         print(f"{report['grid']} chips in the grid; {report['dropped']}; kept {kept}")
         print(f"{report['seconds']:.2f}s, {report['chips_per_s']:.0f} grid chips/s")
     return 0
@@ -120,6 +123,6 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-mb", type=float, default=32, help="most MiB one windowed read holds (default 32)")
     p.add_argument("--cache-mb", type=float, default=64, help="GDAL block cache per process in MiB (default 64)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output datasets")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors (no progress bar, warnings or summary)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_ingest_raster)
