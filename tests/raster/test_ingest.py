@@ -375,3 +375,13 @@ def test_damaged_raster_from_the_cli_is_one_error_line(tmp_path, scene, capsys):
     assert f"rocksds: error: input 'image' ({bad}) cannot be read in the window rows" in err
     assert "Traceback" not in err and err.count("rocksds: error:") == 1
     assert sorted(os.listdir(tmp_path)) == ["bad.tif"]
+
+
+def test_demo_says_how_to_clean_up_and_what_to_do_next(tmp_path, capsys):
+    work = tmp_path / "demo"
+    assert main(["demo", "--dir", str(work), "--size", "256", "--chip", "32"]) == 0
+    out = capsys.readouterr().out
+    assert f"rm -r {work}" in out and "examples/train_tiny_cnn.py" in out and "rocksds ingest-raster" in out
+    assert f"rocksds report {work}/chips/train.rds" in out and work.is_dir()
+    assert main(["demo", "--dir", str(tmp_path / "gone"), "--size", "256", "--chip", "32", "--clean"]) == 0
+    assert "removed" in capsys.readouterr().out and not (tmp_path / "gone").exists()
