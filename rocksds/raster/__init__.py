@@ -68,8 +68,11 @@ Memory: reads are windowed and expanded to whole blocks (tiles or strips),
 grouped so one read holds at most ``batch_bytes``, and GDAL's block cache is
 capped at ``cache_bytes`` per process (``GDAL_CACHEMAX``). Each chipping
 process needs about ``2 * batch_bytes + cache_bytes`` plus the interpreter
-(~100 MB); a serial build adds RocksDB's memtables (up to 2 x 64 MiB) in the
-writing process. None of it depends on the raster's size. Striped rasters,
+(~100 MB), none of it depending on the raster's size. A serial build adds,
+in the same process, the writer's buffered commit (up to 64 MiB) and
+RocksDB's memtables (up to 2 x 64 MiB per field), which fill as the output
+grows: peak RSS measured 155, 244 and 336 MiB for 2000², 6000² and 10000²
+4-band uint16 scenes (256 px chips). Striped rasters,
 or blocks larger than ``batch_bytes``, still work but raise
 :class:`RasterLayoutWarning`.
 """
