@@ -23,9 +23,10 @@ import rocksds
 from conformance import canonical, generate, reference_impl, runner, second_reader
 from rocksds import spec
 from rocksds.errors import CorruptionError, SchemaError, UnsupportedFeatureError, UnsupportedVersionError
-from rocksds.records import Codec
+from rocksds.records import RecordCodec
 from rocksds.schema import Field, Schema, decode_document
-from rocksds.validate import validate
+from rocksds.testing import raw_writable
+from rocksds.validation import validate
 
 PY = sys.executable
 
@@ -206,7 +207,7 @@ def test_zero_beside_huge_dims_is_refused_not_a_numpy_crash(tmp_path) -> None:
     doc["fields"][0].update(dtype="uint64", shape=[0, 2**32 - 1, 2**32 - 1])
     path = _dataset(tmp_path, msgpack.packb(doc))
     assert _refusals(path) == ("malformed-schema", "malformed-schema")
-    codec = Codec("v", Field(dtype="uint64", shape=(None, None, None)))
+    codec = RecordCodec("v", Field(dtype="uint64", shape=(None, None, None)))
     with pytest.raises(CorruptionError, match="limit"):
         codec.decode(struct.pack("<III", 0, 2**32 - 1, 2**32 - 1))
     assert codec.check(struct.pack("<III", 0, 2**32 - 1, 2**32 - 1))[0] == "bad-variable-header"
@@ -218,7 +219,7 @@ def test_zero_beside_huge_dims_is_refused_not_a_numpy_crash(tmp_path) -> None:
 
 @pytest.mark.parametrize("shape", [(), (3,), (None,), (2, None)])
 def test_bool_bytes_other_than_0_and_1_are_corrupt(shape) -> None:
-    codec = Codec("flag", Field(dtype="bool", shape=shape))
+    codec = RecordCodec("flag", Field(dtype="bool", shape=shape))
     header = struct.pack("<I", 3) * shape.count(None)
     n = 1 if shape == () else 3 * (2 if shape == (2, None) else 1)
     good = header + bytes([1, 0, 1, 1, 0, 0][:n])
@@ -242,12 +243,8 @@ def test_reader_refuses_a_bad_bool_by_key(tmp_path) -> None:
         w.extend([{"flag": np.array([True, False])}, {"flag": np.array([True])}])
     with rocksds.open(path) as ds:
         assert ds[1]["flag"].tolist() == [True]
-    cfg = rocksds._storage.CFConfig(compression="none")
-    storage = rocksds._storage.Storage.open_writable(str(path), {spec.META_CF: cfg, "flag": cfg}, create=False)
-    try:
+    with raw_writable(path, {spec.META_CF: "none", "flag": "none"}) as storage:
         storage.write([("flag", rocksds.keys.encode_key(1), struct.pack("<I", 1) + b"\x07")])
-    finally:
-        storage.close()
     with rocksds.open(path) as ds:
         assert ds[0]["flag"].tolist() == [True, False]
         with pytest.raises(CorruptionError, match="bool"):
@@ -274,7 +271,7 @@ def test_invalid_utf8_in_a_schema_string_is_malformed() -> None:
 
 
 def test_leading_bom_of_a_str_record_is_kept() -> None:
-    codec = Codec("s", Field(dtype="str"))
+    codec = RecordCodec("s", Field(dtype="str"))
     assert codec.decode("\ufeffx".encode()) == "\ufeffx"
     assert codec.encode("\ufeffx") == b"\xef\xbb\xbfx"
 
@@ -327,9 +324,9 @@ def test_both_opens_of_a_reader_see_one_snapshot_even_if_the_dataset_is_replaced
 
     monkeypatch.setattr(rocksds.reader, "read_schema", replacing_read)
     with rocksds.open(path) as ds:
-        assert ds.fields == ("x",) and [int(s["x"]) for s in ds] == [1]
+        assert ds.field_names == ("x",) and [int(s["x"]) for s in ds] == [1]
         ds.refresh()
-        assert ds.fields == ("y",) and [int(s["y"]) for s in ds] == [2, 3]
+        assert ds.field_names == ("y",) and [int(s["y"]) for s in ds] == [2, 3]
     assert calls == [("x",), ("y",)]
 
 
