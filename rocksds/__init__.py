@@ -41,16 +41,34 @@ def open(  # noqa: A001 - mirrors builtins.open / zarr.open
     cache_gb: Optional[float] = None,
     **kwargs: Any,
 ) -> Union[Dataset, Writer]:
-    """Open a dataset.
+    """Open a dataset: read it (``mode="r"``) or append to it (``mode="a"``).
+
+    Example::
+
+        ds = rocksds.open("chips.rds", fields=["image", "label"], cache_gb=1.0)
+        ds[0]["image"], len(ds), ds.attrs
+        with rocksds.open("chips.rds", mode="a") as w:
+            w.append({"image": ..., "label": 3})
 
     Args:
         path: the dataset directory.
         mode: ``"r"`` returns a read-only :class:`Dataset`; ``"a"`` returns a
             :class:`Writer` that appends after the last committed sample.
-        fields: (``"r"`` only) read only these fields.
+        fields: (``"r"`` only) read (and open) only these fields; default all, in schema order.
         cache_gb: (``"r"`` only) block cache size in GiB (default: 0.25, or an eighth of the
-            process's cgroup memory limit when smaller; see :class:`Dataset`).
-        **kwargs: passed to :class:`Dataset` (``"r"``) or :class:`Writer` (``"a"``).
+            process's cgroup memory limit when smaller; 0 disables it).
+        **kwargs: for ``"r"``: ``bloom_bits`` (bloom filter bits per key, default 10; see
+            :class:`Dataset`). For ``"a"``: ``wal`` (default True: a returned commit survives a
+            process crash), ``sync`` (default False: True also survives power loss),
+            ``commit_bytes`` (``append`` commits by itself past this many buffered bytes, default
+            64 MiB) and ``bulk`` (commit as table files; see :class:`Writer`).
+
+    Raises:
+        NotADatasetError: nothing, or no rocksds dataset, at ``path``.
+        FieldNotFoundError: a name in ``fields`` is not in the schema.
+        DatasetLockedError: (``"a"``) another writer holds the dataset.
+        CorruptionError: the dataset's files are damaged.
+        InvalidArgumentError: an unknown mode, or reading options given with ``mode="a"``.
     """
     if mode == "r":
         from .reader import open_dataset

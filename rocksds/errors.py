@@ -28,6 +28,8 @@ __all__ = [
     "IndexOutOfRangeError",
     "VerificationError",
     "UnsafeInputError",
+    "EmptyOutputError",
+    "RasterReadError",
 ]
 
 
@@ -108,3 +110,11 @@ class VerificationError(CorruptionError):
 
 class UnsafeInputError(RocksdsError, ValueError):
     """Input would need code execution to load (e.g. a pickle naming a forbidden global); refused."""
+
+
+class EmptyOutputError(RocksdsError, ValueError):
+    """An ingestion would write a dataset (or split) with no samples; the message says what dropped them."""
+
+
+class RasterReadError(RocksdsError, OSError):
+    """An input raster could not be read (a damaged file or block); the message names the file and window."""

@@ -10,8 +10,11 @@ rasterio, torch, Dask or h5py until its command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 from .._version import __version__
@@ -24,7 +27,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 #: Each group's ``register(subparsers)``, in the order ``rocksds --help`` lists them.
 COMMANDS: tuple[Callable[[Any], None], ...] = (
-    dataset.register,  # info, head (show), validate
+    dataset.register,  # info, head (show), report, validate
     convert.register,  # convert {hdf5,npy,torch,legacy}
     raster.register,  # ingest-raster
     demo.register,  # demo
@@ -42,6 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def cli_warnings(*, quiet: bool) -> Iterator[None]:
+    """Warnings as one ``rocksds: warning: ...`` line on stderr (no source line); none with ``--quiet``."""
+
+    def show(message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"rocksds: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        else:
+            warnings.showwarning = show
+        yield
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``rocksds`` command; returns the exit status."""
     parser = build_parser()
@@ -52,7 +70,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.passthrough = extra
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with cli_warnings(quiet=bool(getattr(args, "quiet", False))):
+            return handler(args)
+    except BrokenPipeError:
+        # `rocksds info X | head`: the reader left; stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except RocksdsError as e:
         print(f"rocksds: error: {e}", file=sys.stderr)
         return 2

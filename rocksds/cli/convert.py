@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
                              metadata_file=args.metadata_file, key_field=args.key_field, **common)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
-    else:
+    elif not args.quiet:
         print(f"{report.path}: {report.count} samples, fields {', '.join(report.fields)}; "
               f"{report.data_bytes / 2**20:.1f} MiB data, {report.disk_bytes / 2**20:.1f} MiB on disk; "
               f"{report.seconds:.1f} s; verified against {report.source}")
@@ -139,7 +139,7 @@ def register(sub: Any) -> None:
                         help="codec of one field (repeatable)")
     common.add_argument("--attrs", metavar="JSON", help="user metadata: a JSON object, or @file.json")
     common.add_argument("--overwrite", action="store_true", help="replace an existing rocksds dataset at OUT")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors (no progress bar, warnings or summary)")
     common.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("convert", help="convert HDF5, .npy/.npz folders, torch datasets or the legacy layout",

@@ -1,7 +1,8 @@
-"""``rocksds info``, ``head`` and ``validate``: the commands that look at one dataset.
+"""``rocksds info``, ``head``, ``report`` and ``validate``: the commands that look at one dataset.
 
 Parsing and printing only: each handler calls :func:`rocksds.tools.info.info`,
-:func:`rocksds.open` with :mod:`rocksds.tools.preview`, or :func:`rocksds.validate`.
+:func:`rocksds.open` with :mod:`rocksds.tools.preview`, :func:`rocksds.tools.report.write_report`
+or :func:`rocksds.validate`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import open as open_dataset
-from ..tools.info import info
+from ..tools.info import info, readable_json
 from ..validation import validate
 
 __all__ = ["register"]
@@ -32,7 +33,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raw = "" if f["raw_bytes"] is None else f", {f['raw_bytes'] / 2**20:.1f} MiB raw"
         print(f"  {f['name']:<16} {f['dtype']:<10} {shape:<20} {f['compression']}{raw}")
     if report["attrs"]:
-        print("  attrs: " + json.dumps(report["attrs"], ensure_ascii=False))
+        print("  attrs: " + "\n  ".join(readable_json(report["attrs"]).splitlines()))
     if report["writer"]:
         print("  written by: " + ", ".join(f"{k} {v}" for k, v in report["writer"].items()))
     return 0
@@ -75,6 +76,16 @@ def _cmd_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..tools.report import write_report
+
+    out = args.output or os.path.basename(os.path.abspath(args.path)).removesuffix(".rds") + "-report.html"
+    write_report(args.path, out, sample=args.sample, thumbs=args.thumbs, seed=args.seed)
+    if not args.quiet:
+        print(f"wrote {out} ({os.path.getsize(out) / 2**10:.0f} KiB, self-contained: open it in a browser)")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     report = validate(args.path, deep=args.deep)
     failed = not (report.ok_strict if args.strict else report.ok)
@@ -96,12 +107,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
     p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
-    p.add_argument("path")
+    p.add_argument("path", help="the rocksds dataset directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_cmd_info)
 
     p = sub.add_parser("head", aliases=["show"], help="print the first samples (or --index ones)")
-    p.add_argument("path")
+    p.add_argument("path", help="the rocksds dataset directory")
     p.add_argument("-n", type=int, default=3, help="how many samples from the start (default 3)")
     p.add_argument("--index", type=int, action="append", help="sample index to show (repeatable)")
     p.add_argument("--png", metavar="PREFIX", help="also save each sample's image as PREFIX-<i>.png")
@@ -110,8 +121,18 @@ def register(sub: Any) -> None:
                    help="bands to render as RGB with --png: indices, or names from attrs['bands']")
     p.set_defaults(handler=_cmd_head)
 
+    p = sub.add_parser("report", help="write one self-contained HTML page: schema, sizes, band statistics, "
+                       "chip thumbnails, footprints")
+    p.add_argument("path", help="the rocksds dataset directory")
+    p.add_argument("-o", "--output", metavar="FILE.html", help="the page to write (default: <name>-report.html here)")
+    p.add_argument("--sample", type=int, default=256, help="chips read for the band statistics (default 256)")
+    p.add_argument("--thumbs", type=int, default=16, help="chips shown as thumbnails (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the chip and pixel sample (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(handler=_cmd_report)
+
     p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
-    p.add_argument("path")
+    p.add_argument("path", help="the dataset directory to check (never written to)")
     p.add_argument("--deep", action="store_true",
                    help="also scan every other column family (default, metadata, unknown) with checksum verification")
     p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")

@@ -46,11 +46,14 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--input", f"{name}={path}"]
     if args.csv:
         parts += ["--csv", args.csv]
-    parts += ["--chip", str(args.chip), "--stride", str(args.stride or args.chip), "--edge", args.edge,
-              "--min-valid", str(args.min_valid)]
+    parts += ["--chip", str(args.chip), "--stride", str(args.stride or args.chip), "--edge", args.edge]
+    if args.min_valid is not None:
+        parts += ["--min-valid", str(args.min_valid)]
     if args.split:
-        parts += ["--split", ",".join(f"{k}={v}" for k, v in args.split.items()), "--split-block",
-                  str(args.split_block), "--seed", str(args.seed)]
+        parts += ["--split", ",".join(f"{k}={v}" for k, v in args.split.items())]
+        if args.split_block is not None:
+            parts += ["--split-block", str(args.split_block)]
+        parts += ["--seed", str(args.seed)]
     if args.classes:
         parts += ["--classes", args.classes]
     if args.compression:
@@ -77,11 +80,13 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.json:
+        if "" in report["datasets"]:  # no split: one dataset, not a split named ""
+            report = {**report, "dataset": report["datasets"][""], "count": report["counts"][""]}
+            del report["datasets"], report["counts"]
         print(json.dumps(report, indent=2))
     elif not args.quiet:
-        kept = ", ".join(f"{k or 'samples'}: {n} -> {report['datasets'][k]}" for k, n in report["counts"].items())
-        print(f"{report['grid']} chips in the grid, {report['invalid']} below --min-valid, "
-              f"{report['straddling']} straddling split blocks; {kept}")
+        kept = ", ".join(f"{k + ': ' if k else ''}{n} -> {report['datasets'][k]}" for k, n in report["counts"].items())
+        print(f"{report['grid']} chips in the grid; {report['dropped']}; kept {kept}")
         print(f"{report['seconds']:.2f}s, {report['chips_per_s']:.0f} grid chips/s")
     return 0
 
@@ -102,9 +107,13 @@ def register(sub: Any) -> None:
     p.add_argument("--stride", type=int, help="pixels between chip starts (default: --chip, no overlap)")
     p.add_argument("--edge", choices=("shift", "pad"), default="shift",
                    help="last row/column: shift back inside the raster (default) or pad with nodata")
-    p.add_argument("--min-valid", type=float, default=0.0, help="skip chips with a smaller valid-pixel fraction")
+    p.add_argument("--min-valid", type=float, metavar="FRACTION",
+                   help="skip chips with a smaller valid-pixel fraction (default: skip only chips with no valid "
+                   "pixel at all; 0 keeps every chip)")
     p.add_argument("--split", type=_parse_split, help="e.g. train=0.8,val=0.2: one dataset per split, by blocks")
-    p.add_argument("--split-block", type=int, default=2048, help="side of the split blocks in pixels (default 2048)")
+    p.add_argument("--split-block", type=int, metavar="PIXELS",
+                   help="side of the square blocks dealt to splits (default: from the scene size, so even the "
+                   "smallest split gets about two blocks; at most 2048)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split-block shuffle (default 0)")
     p.add_argument("--classes", help="comma-separated class names for attrs['classes']")
     p.add_argument("--compression", help="compression of the raster fields (default: none for floating point, lz4 otherwise)")
@@ -114,6 +123,6 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-mb", type=float, default=32, help="most MiB one windowed read holds (default 32)")
     p.add_argument("--cache-mb", type=float, default=64, help="GDAL block cache per process in MiB (default 64)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output datasets")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors (no progress bar, warnings or summary)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_ingest_raster)

@@ -46,13 +46,20 @@ Splits: with ``split={"train": .8, "val": .2}`` each split becomes its own
 dataset (``out/train.rds``, ``out/val.rds``), not a ``split`` field: a
 training loop then opens one dataset and needs no filtering, sizes and
 indices are per split, and a held-out split can be shipped or withheld on its
-own. The raster is cut into square blocks of ``split_block`` pixels, blocks
+own. The raster is cut into square blocks of ``split_block`` pixels (by
+default derived from the smallest scene: about two blocks for the smallest
+split, a multiple of the stride, at most 2048), blocks
 are shuffled (seeded) and dealt to splits in the given proportions (of
 blocks, not of chips). A chip belongs to the split of the blocks it touches;
 a chip touching blocks of two different splits is dropped, so no pixel is in
 two splits even with overlapping chips.
 
-Filtering: with ``min_valid > 0`` a chip is kept only when at least that
+A split that no chip can reach is refused before any pixel is read, and a
+dataset that ends up empty raises :class:`~rocksds.errors.EmptyOutputError`
+(nothing is written); the report's ``dropped`` line says what went and why.
+
+Filtering: by default a chip without a single valid pixel is dropped
+(``min_valid=0`` keeps every chip); with ``min_valid > 0`` a chip is kept only when at least that
 fraction of its pixels is valid in every band of every input. Validity comes
 from the rasters' nodata values, internal masks or alpha bands (GDAL's
 dataset masks); padding is invalid.
@@ -61,8 +68,11 @@ Memory: reads are windowed and expanded to whole blocks (tiles or strips),
 grouped so one read holds at most ``batch_bytes``, and GDAL's block cache is
 capped at ``cache_bytes`` per process (``GDAL_CACHEMAX``). Each chipping
 process needs about ``2 * batch_bytes + cache_bytes`` plus the interpreter
-(~100 MB); a serial build adds RocksDB's memtables (up to 2 x 64 MiB) in the
-writing process. None of it depends on the raster's size. Striped rasters,
+(~100 MB), none of it depending on the raster's size. A serial build adds,
+in the same process, the writer's buffered commit (up to 64 MiB) and
+RocksDB's memtables (up to 2 x 64 MiB per field), which fill as the output
+grows: peak RSS measured 155, 244 and 336 MiB for 2000², 6000² and 10000²
+4-band uint16 scenes (256 px chips). Striped rasters,
 or blocks larger than ``batch_bytes``, still work but raise
 :class:`RasterLayoutWarning`.
 """

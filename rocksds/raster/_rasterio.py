@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._optional import require
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, RasterReadError
 
 __all__ = ["InputInfo", "inspect", "WindowReader", "write_geotiff"]
 
@@ -105,9 +105,13 @@ class WindowReader:
         self._window = rasterio.windows.Window
         self._env = rasterio.Env(GDAL_CACHEMAX=self._cache_bytes)
         self._env.__enter__()
+        self._errors = (rasterio.errors.RasterioError,)
         try:
             for name, info in self._inputs.items():
-                self._handles[name] = rasterio.open(info.path)
+                try:
+                    self._handles[name] = rasterio.open(info.path)
+                except self._errors as e:
+                    raise RasterReadError(f"cannot open input {name!r} ({info.path}): {e}") from None
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -125,14 +129,21 @@ class WindowReader:
         """Pixels ``(bands, y1 - y0, x1 - x0)`` of input ``name``, and (with ``need_mask``) where every band is valid."""
         src, info = self._handles[name], self._inputs[name]
         win = self._window(x0, y0, x1 - x0, y1 - y0)
-        data = src.read(window=win)
-        valid = None
-        if need_mask and info.mask_kind != "all_valid":
-            if info.mask_kind == "nodata" and info.nodata is not None:
-                nd = info.nodata
-                valid = ~np.isnan(data).any(axis=0) if math.isnan(nd) else (data != nd).all(axis=0)
-            else:
-                valid = (src.read_masks(window=win) != 0).all(axis=0)
+        try:
+            data = src.read(window=win)
+            valid = None
+            if need_mask and info.mask_kind != "all_valid":
+                if info.mask_kind == "nodata" and info.nodata is not None:
+                    nd = info.nodata
+                    valid = ~np.isnan(data).any(axis=0) if math.isnan(nd) else (data != nd).all(axis=0)
+                else:
+                    valid = (src.read_masks(window=win) != 0).all(axis=0)
+        except self._errors as e:
+            # GDAL says only "Read failed"; where it failed is what lets someone find the bad block.
+            raise RasterReadError(
+                f"input {name!r} ({info.path}) cannot be read in the window rows {y0}..{y1 - 1}, columns "
+                f"{x0}..{x1 - 1}: {e.__cause__ or e}; the file is damaged or truncated (check it with gdalinfo -checksum)"
+            ) from None
         return data, valid
 
 

@@ -40,7 +40,7 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
     rows, cols = plan.grid(task.source)
     blocks = plan.block_splits(task.source)
     c = plan.chip
-    need_mask = plan.min_valid > 0
+    need_mask = plan.min_valid_pixels > 0
     names = list(src.inputs)
     px_bytes = sum(i.bands * np.dtype(i.dtype).itemsize for i in src.inputs.values())
     bh, bw = src.inputs[names[0]].block_shape
@@ -86,7 +86,7 @@ def _cut(
     sy, sx = y - ylo, x - xlo
     if need_mask:
         n_valid = h * w if valid is None else int(valid[sy : sy + h, sx : sx + w].sum())
-        if n_valid < plan.min_valid * c * c:
+        if n_valid < plan.min_valid_pixels:
             return None
     out: dict[str, Any] = {}
     for n, d in datas.items():

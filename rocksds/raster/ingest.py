@@ -14,11 +14,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 from .._paths import building
+from ..errors import EmptyOutputError
 from . import parallel, serial
 from .inputs import Inputs, expand_inputs
 from .plan import DEFAULT_BATCH_BYTES, DEFAULT_CACHE_BYTES, ChipPlan, plan_chips
 
-__all__ = ["ingest_raster", "output_paths"]
+__all__ = ["ingest_raster", "output_paths", "describe_drops"]
+
+
+def describe_drops(plan: ChipPlan, invalid: int, straddling: int) -> str:
+    """What was dropped and why, in words: the line the CLI prints and the report keeps."""
+    if plan.min_valid > 0:
+        rule = f"with under {plan.min_valid:g} of their pixels valid (--min-valid)"
+    elif plan.min_valid_pixels:
+        rule = "without a single valid pixel (the default; --min-valid 0 keeps them)"
+    else:
+        rule = "for their pixels (--min-valid 0)"
+    parts = [f"dropped {invalid} chip(s) {rule}"]
+    if plan.splits != [""]:
+        parts.append(f"{straddling} straddling two splits' {plan.split_block} px blocks")
+    return ", ".join(parts)
 
 
 def output_paths(out: str, plan: ChipPlan) -> list[str]:
@@ -35,9 +50,9 @@ def ingest_raster(
     chip: int = 256,
     stride: Optional[int] = None,
     edge: str = "shift",
-    min_valid: float = 0.0,
+    min_valid: Optional[float] = None,
     split: Optional[Mapping[str, float]] = None,
-    split_block: int = 2048,
+    split_block: Optional[int] = None,
     seed: int = 0,
     classes: Optional[Sequence[str]] = None,
     compression: Optional[str] = None,
@@ -66,14 +81,20 @@ def ingest_raster(
         workers, scheduler, staging_dir: parallel build (see :func:`rocksds.raster.parallel.build`).
         progress: called as ``progress(rows, total_rows)`` with the chip rows of each finished task.
         overwrite: replace existing datasets at the output paths.
-        Others: see :func:`plan_chips`.
+        Others: see :func:`plan_chips` (by default chips without a single valid pixel are dropped and
+            the split block is derived from the scene size).
+
+    Raises:
+        EmptyOutputError: a dataset (or split) would hold no samples; the message says how many chips were
+            dropped and why. Nothing is left at the output paths.
 
     Parallel builds start worker processes with ``spawn``: call this from a
     script under ``if __name__ == "__main__":``.
 
     Returns:
         ``{"datasets": {split: path}, "counts": {split: n}, "grid": chips in the grids,
-        "invalid": dropped by min_valid, "straddling": dropped at split boundaries, "seconds": s,
+        "invalid": dropped by min_valid, "straddling": dropped at split boundaries,
+        "dropped": one line saying what was dropped and why, "split_block": the block side used, "seconds": s,
         "chips_per_s": grid chips per second, "phases": seconds per step (plan, and chip/tables/ingest
         for parallel builds)}``.
     """
@@ -90,8 +111,21 @@ def ingest_raster(
         tasks=max(16, 4 * max(1, workers)), command=command,
     )
     finals = output_paths(out, plan)
-    if plan.splits != [""]:
-        os.makedirs(out, exist_ok=True)
+    made_dir = plan.splits != [""] and not os.path.exists(out)
+    if made_dir:
+        os.makedirs(out)
+    try:
+        return _build(out, plan, finals, workers, scheduler, staging_dir, progress, overwrite, in_parallel, t0)
+    except BaseException:
+        if made_dir and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)  # a failed build leaves nothing behind, not even the folder it made for the splits
+        raise
+
+
+def _build(out: str, plan: ChipPlan, finals: list[str], workers: int, scheduler: Any, staging_dir: Optional[str],
+           progress: Optional[Callable[[int, int], None]], overwrite: bool, in_parallel: bool,
+           t0: float) -> dict[str, Any]:
+    """Build every split beside its final path, check none is empty, place them; the report."""
     phases: dict[str, float] = {"plan": time.perf_counter() - t0}
     if progress is not None:
         total_rows = sum(t.row1 - t.row0 for t in plan.tasks)
@@ -99,18 +133,30 @@ def ingest_raster(
     with building(finals, "building", overwrite=overwrite,
                   hint="pass overwrite=True / --overwrite to replace it") as tmps:
         if in_parallel:
+            # Staged beside the final path, not the random build directory, so a re-run finds finished tasks.
+            staging_dir = staging_dir or finals[0].rstrip(os.sep) + ".rocksds-staging"
             stats = parallel.build(plan, tmps, workers=workers, scheduler=scheduler, staging_dir=staging_dir,
                                    progress=progress, timings=phases)
         else:
             stats = serial.build(plan, tmps, progress)
-    kept = [sum(s.kept[k] for s in stats) for k in range(len(plan.splits))]
+        kept = [sum(s.kept[k] for s in stats) for k in range(len(plan.splits))]
+        invalid, straddling = sum(s.invalid for s in stats), sum(s.straddling for s in stats)
+        dropped = describe_drops(plan, invalid, straddling)
+        empty = [name or "the dataset" for name, n, f in zip(plan.splits, kept, plan.fractions) if n == 0 and f > 0]
+        if empty:  # raised inside `building`: the half-built datasets are removed
+            raise EmptyOutputError(
+                f"{', '.join(empty)} would hold no samples ({plan.grid_total} chips in the grid; {dropped}); "
+                "nothing was written. Lower min_valid / --min-valid, or use fewer or larger splits"
+            )
     seconds = time.perf_counter() - t0
     return {
         "datasets": dict(zip(plan.splits, finals)) if plan.splits != [""] else {"": finals[0]},
         "counts": dict(zip(plan.splits, kept)),
         "grid": plan.grid_total,
-        "invalid": sum(s.invalid for s in stats),
-        "straddling": sum(s.straddling for s in stats),
+        "invalid": invalid,
+        "straddling": straddling,
+        "dropped": dropped,
+        "split_block": plan.split_block if plan.splits != [""] else None,
         "seconds": seconds,
         "chips_per_s": plan.grid_total / seconds if seconds > 0 else 0.0,
         "phases": phases,

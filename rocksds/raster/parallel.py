@@ -18,7 +18,7 @@ in three steps, every intermediate file living in a *staging directory*
    final path and renames it into place), every field's SST files are ingested
    (IngestExternalFile) and then the new ``count`` is written.
 
-When nothing can be dropped by its pixels (``min_valid == 0``), each task's
+When nothing can be dropped by its pixels (``min_valid == 0``, or rasters without nodata or masks), each task's
 count follows from the grid and the split blocks alone, so key ranges are
 computed up front and step 1 writes the final SST files directly (no spool,
 step 2 is empty).
@@ -88,7 +88,7 @@ def plan_fingerprint(plan: ChipPlan) -> str:
         "fields": plan.schema.model_copy(update={"attrs": attrs}).to_document(),
         "sources": [[s.width, s.height, s.crs, list(s.transform), {n: i.path for n, i in s.inputs.items()}]
                     for s in plan.sources],
-        "geometry": [plan.chip, plan.stride, plan.edge, plan.min_valid, plan.split_block, plan.seed],
+        "geometry": [plan.chip, plan.stride, plan.edge, plan.min_valid_pixels, plan.split_block, plan.seed],
         "splits": [plan.splits, plan.fractions],
         "tasks": [[t.index, t.source, t.row0, t.row1] for t in plan.tasks],
         "marker": _MARKER_VERSION,
@@ -283,8 +283,8 @@ class _Runner:
 
 
 def _direct_offsets(plan: ChipPlan) -> Optional[list[list[int]]]:
-    """Each task's first key per split when counts follow from geometry alone (``min_valid == 0``), else None."""
-    if plan.min_valid > 0:
+    """Each task's first key per split when counts follow from geometry alone (``ChipPlan.filters_by_pixels`` false), else None."""
+    if plan.filters_by_pixels:
         return None
     out, offsets = [], [0] * len(plan.splits)
     for t in plan.tasks:
@@ -350,10 +350,23 @@ def build(
     """
     staging = os.path.abspath(staging_dir or (paths[0].rstrip(os.sep) + ".rocksds-staging"))
     _prepare_staging(staging, plan_fingerprint(plan))
+    try:
+        return _build_staged(plan, paths, staging, runner=_Runner(workers, scheduler), progress=progress,
+                             keep_staging=keep_staging, timings={} if timings is None else timings)
+    except WorkerLostError as e:
+        raise WorkerLostError(f"{e} (staged in {staging})") from None
+    except RocksdsError:
+        # An input or plan error: what was staged cannot be trusted for a re-run (the input must change).
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _build_staged(plan: ChipPlan, paths: Sequence[str], staging: str, *, runner: "_Runner",
+                  progress: Optional[Callable[[int], None]], keep_staging: bool,
+                  timings: dict[str, float]) -> list[TaskStats]:
+    """The three steps of :func:`build` in ``staging`` (prepared), with ``runner`` (closed here)."""
     nsplit = len(plan.splits)
-    timings = {} if timings is None else timings
     clock = time.perf_counter()
-    runner = _Runner(workers, scheduler)
     try:
         # Step 1: chip every task without a valid marker.
         docs: dict[int, Any] = {t.index: _read_json(_chip_marker(staging, t.index)) for t in plan.tasks}

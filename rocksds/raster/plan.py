@@ -8,6 +8,7 @@ What a sample holds, and the grid, split and memory rules, are documented in
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import EmptyOutputError, InvalidArgumentError
 from ._rasterio import InputInfo, inspect
 from .grid import assign_blocks, check_geometry, chip_count, chip_offsets, chip_split
 from ..schema import Field, Schema, dtype_name
@@ -27,6 +28,7 @@ __all__ = [
     "plan_chips",
     "split_schema",
     "geometric_counts",
+    "auto_split_block",
     "ChipPlan",
     "SourceInfo",
     "Task",
@@ -85,6 +87,7 @@ class ChipPlan:
     stride: int
     edge: str
     min_valid: float
+    min_valid_pixels: int  # a chip needs at least this many valid pixels (1 by default: all-nodata chips go)
     splits: list[str]
     fractions: list[float]
     split_block: int
@@ -113,6 +116,21 @@ class ChipPlan:
             chip_count(s.height, self.chip, self.stride, self.edge) * chip_count(s.width, self.chip, self.stride, self.edge)
             for s in self.sources
         )
+
+    @property
+    def filters_by_pixels(self) -> bool:
+        """Whether pixels can drop a chip; if not, each split's count follows from the grid alone."""
+        if self.min_valid_pixels == 0:
+            return False
+        if any(i.mask_kind != "all_valid" for s in self.sources for i in s.inputs.values()):
+            return True
+        # Every pixel inside the rasters is valid: only padding (edge="pad") can fall short.
+        for k in range(len(self.sources)):
+            s, (rows, cols) = self.sources[k], self.grid(k)
+            inside = min(min(self.chip, s.height - y) for y in rows) * min(min(self.chip, s.width - x) for x in cols)
+            if inside < self.min_valid_pixels:
+                return True
+        return False
 
     def block_splits(self, source: int) -> np.ndarray:
         """Split index of each ``split_block`` block of one source, shape ``(blocks_y, blocks_x)``.
@@ -155,9 +173,9 @@ def plan_chips(
     chip: int = 256,
     stride: Optional[int] = None,
     edge: str = "shift",
-    min_valid: float = 0.0,
+    min_valid: Optional[float] = None,
     split: Optional[Mapping[str, float]] = None,
-    split_block: int = 2048,
+    split_block: Optional[int] = None,
     seed: int = 0,
     classes: Optional[Sequence[str]] = None,
     compression: Optional[str] = None,
@@ -171,9 +189,11 @@ def plan_chips(
     Args:
         sources: one dict per scene, input name -> raster path; every scene has the same input names.
         chip, stride, edge: the chip grid (see :func:`chip_count`); ``stride`` defaults to ``chip``.
-        min_valid: keep a chip only if at least this fraction of its pixels is valid.
+        min_valid: keep a chip only if at least this fraction of its pixels is valid. ``None`` (the
+            default) drops only chips without a single valid pixel; ``0`` keeps every chip.
         split: split name -> fraction of blocks (``None``: one dataset, no split).
-        split_block: side of the square blocks splits are dealt by, in pixels.
+        split_block: side of the square blocks splits are dealt by, in pixels (``None``: derived from
+            the smallest scene, the chip and the smallest fraction, see :func:`auto_split_block`).
         seed: seeds the block shuffle.
         classes: class names stored in ``attrs["classes"]``.
         compression: RocksDB codec of the input fields (``None``: per dtype, see :class:`rocksds.Field`).
@@ -185,11 +205,14 @@ def plan_chips(
 
     Raises:
         GridMismatchError: inputs of a scene differ in CRS, transform or shape, or scenes differ in CRS.
+        EmptyOutputError: a split would get no chip whatever the pixels (the scenes are too small for
+            the split blocks).
     """
     stride = chip if stride is None else stride
     check_geometry(chip, stride, edge)
-    if not 0.0 <= float(min_valid) <= 1.0:
+    if min_valid is not None and not 0.0 <= float(min_valid) <= 1.0:
         raise InvalidArgumentError(f"min_valid is a fraction in [0, 1], got {min_valid!r}")
+    min_valid_pixels = 1 if min_valid is None else math.ceil(float(min_valid) * chip * chip)
     if not sources:
         raise InvalidArgumentError("no input rasters given")
     if batch_bytes <= 0 or cache_bytes <= 0:
@@ -203,9 +226,9 @@ def plan_chips(
         for name in splits:
             if not name or "/" in name or name.startswith("."):
                 raise InvalidArgumentError(f"split name {name!r} must be a plain file name")
-    if not isinstance(split_block, int) or split_block <= 0:
+    if split_block is not None and (not isinstance(split_block, int) or split_block <= 0):
         raise InvalidArgumentError(f"split_block must be a positive number of pixels, got {split_block!r}")
-    if split is not None and split_block < 2 * chip:
+    if split is not None and split_block is not None and split_block < 2 * chip:
         raise InvalidArgumentError(
             f"split_block={split_block} is less than twice the chip ({chip}): most chips would straddle two "
             "blocks and be dropped; use blocks several chips wide (a multiple of the stride drops fewest)"
@@ -251,6 +274,8 @@ def plan_chips(
         for info in inputs.values():
             _warn_layout(info, grid0["width"], grid0["height"], chip, batch_bytes)
         infos.append(SourceInfo(i, inputs, grid0["width"], grid0["height"], grid0["crs"], grid0["transform"]))
+    if split_block is None:
+        split_block = auto_split_block(infos, chip, stride, fractions)
 
     first = infos[0].inputs
     fields = {
@@ -265,7 +290,8 @@ def plan_chips(
         "chip": chip,
         "stride": stride,
         "edge": edge,
-        "min_valid": float(min_valid),
+        "min_valid": float(min_valid or 0.0),
+        "min_valid_pixels": min_valid_pixels,
         "inputs": {
             name: {
                 "dtype": info.dtype,
@@ -283,7 +309,8 @@ def plan_chips(
         attrs["classes"] = [str(c) for c in classes]
     schema = Schema(fields=fields, attrs=attrs)
     plan = ChipPlan(
-        sources=infos, chip=chip, stride=stride, edge=edge, min_valid=float(min_valid), splits=splits,
+        sources=infos, chip=chip, stride=stride, edge=edge, min_valid=float(min_valid or 0.0),
+        min_valid_pixels=min_valid_pixels, splits=splits,
         fractions=fractions, split_block=split_block, seed=int(seed), batch_bytes=int(batch_bytes),
         cache_bytes=int(cache_bytes), schema=schema,
     )
@@ -292,7 +319,41 @@ def plan_chips(
     for s, rows in zip(infos, rows_per_source):
         for r0 in range(0, rows, per):
             plan.tasks.append(Task(len(plan.tasks), s.index, r0, min(rows, r0 + per)))
+    if split is not None:
+        _check_splits_reachable(plan)
     return plan
+
+
+#: Largest side :func:`auto_split_block` picks: blocks this big keep long scans and few straddling chips.
+MAX_AUTO_SPLIT_BLOCK = 2048
+
+
+def auto_split_block(sources: Sequence[SourceInfo], chip: int, stride: int, fractions: Sequence[float]) -> int:
+    """A split-block side that gives even the smallest split about two blocks of the smallest scene.
+
+    A fixed 2048 px put every chip of a scene smaller than that in one split and left the others empty.
+    The side is a multiple of the stride (fewest chips straddle two blocks), at least two chips wide
+    (narrower blocks drop most chips at their edges) and at most :data:`MAX_AUTO_SPLIT_BLOCK`.
+    """
+    share = min(f for f in fractions if f > 0) / sum(fractions)
+    area = min(s.height * s.width for s in sources)
+    side = int(math.sqrt(area / math.ceil(2 / share))) // stride * stride
+    return min(max(side, -(-2 * chip // stride) * stride), MAX_AUTO_SPLIT_BLOCK)
+
+
+def _check_splits_reachable(plan: ChipPlan) -> None:
+    """Refuse, before reading a pixel, a split that no chip of the grid can reach."""
+    counts = [0] * len(plan.splits)
+    for task in plan.tasks:
+        counts = [a + b for a, b in zip(counts, geometric_counts(plan, task))]
+    empty = [name for name, n, f in zip(plan.splits, counts, plan.fractions) if n == 0 and f > 0]
+    if empty:
+        sizes = ", ".join(f"{s.width}x{s.height}" for s in plan.sources[:3])
+        raise EmptyOutputError(
+            f"split(s) {', '.join(map(repr, empty))} would get no chip: the scene(s) ({sizes} px) hold too few "
+            f"split blocks of {plan.split_block} px (chip {plan.chip}); pass a smaller split_block / --split-block "
+            f"(at least {2 * plan.chip}), or no split"
+        )
 
 
 def split_schema(plan: ChipPlan, split_index: int) -> Schema:

@@ -17,11 +17,26 @@ import numpy as np
 import rocksds
 
 from .._optional import ProgressBar
+from .._paths import dir_bytes
 from ..errors import DependencyNotFoundError
 from ..raster import ingest_raster
 from ..testing import DEMO_CRS, write_synthetic_geotiff
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "next_steps"]
+
+
+def next_steps(report: dict[str, Any]) -> str:
+    """What to do after the demo: look at the data, train, chip your own raster, and remove what it left."""
+    workdir, train = report["workdir"], report["ingest"]["datasets"]["train"]
+    mib = dir_bytes(workdir) / 2**20 if os.path.isdir(workdir) else 0.0
+    return "\n".join([
+        "next steps:",
+        f"  look at the chips   rocksds info {train}",
+        f"                      rocksds report {train} -o report.html",
+        "  train a model       python examples/train_tiny_cnn.py --workers 2   (in a checkout of rocksds)",
+        "  chip your raster    rocksds ingest-raster out --input image=scene.tif --chip 256 --split train=0.8,val=0.2",
+        f"  clean up            rm -r {workdir}   ({mib:.0f} MiB; or run the demo with --clean)",
+    ])
 
 def run_demo(
     workdir: Optional[str] = None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .._paths import dir_bytes
 from ..reader import open_dataset
 
-__all__ = ["info"]
+__all__ = ["info", "readable_json"]
 
 
 def info(path: str) -> dict[str, Any]:
@@ -35,3 +36,15 @@ def info(path: str) -> dict[str, Any]:
             "attrs": ds.attrs,
             "writer": ds.schema.writer,
         }
+
+
+def readable_json(value: Any, indent: str = "") -> str:
+    """JSON with one key per line, but lists and objects that fit in 80 columns kept on one line."""
+    flat = json.dumps(value, ensure_ascii=False)
+    if len(flat) + len(indent) <= 80 or not isinstance(value, (dict, list)) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k, ensure_ascii=False)}: {readable_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + readable_json(v, inner) for v in value) + f"\n{indent}]"

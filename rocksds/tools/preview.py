@@ -34,7 +34,7 @@ import numpy as np
 from .._optional import require
 from ..errors import ArgumentTypeError, FieldNotFoundError, InvalidArgumentError
 
-__all__ = ["save_png", "render", "PALETTE"]
+__all__ = ["save_png", "render", "PALETTE", "MASK_WORDS"]
 
 #: Class colors of masks: class 0 is black, class k > 0 is PALETTE[(k - 1) % len(PALETTE)].
 PALETTE = np.array(
@@ -47,7 +47,8 @@ PALETTE = np.array(
     dtype=np.uint8,
 )
 _IGNORE_COLOR = (128, 128, 128)
-_MASK_WORDS = ("mask", "label", "seg", "class", "target")
+#: Words in a field name that make an integer field a mask (drawn with the palette).
+MASK_WORDS = ("mask", "label", "seg", "class", "target")
 _RGB_NAMES = (("red", "green", "blue"), ("r", "g", "b"), ("b4", "b3", "b2"), ("b04", "b03", "b02"))
 
 Band = Union[int, str]
@@ -141,7 +142,7 @@ def render(
     names = attrs.get("bands") if isinstance(attrs.get("bands"), list) else None
     is_mask = kind == "mask" or (
         kind == "auto"
-        and (arr.dtype.kind == "b" or (arr.dtype.kind in "iu" and any(w in name.lower() for w in _MASK_WORDS)))
+        and (arr.dtype.kind == "b" or (arr.dtype.kind in "iu" and any(w in name.lower() for w in MASK_WORDS)))
     )
     count = chw.shape[0]
     if bands is not None:

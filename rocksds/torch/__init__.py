@@ -108,7 +108,9 @@ the restarted DataLoader must use the same number of workers (the state
 records it, and a mismatch raises). Under
 torchdata's ``StatefulDataLoader`` plain ``state_dict()`` calls made inside
 the workers record each worker's own position instead, which it restores
-per worker. A loaded state applies to its own epoch until ``set_epoch``
+per worker (with ``RocksDataset``, give the loader a ``ResumableSampler``:
+it saves the sampler's position). Both run under torchdata 0.11's real
+loader with 0 and 2 workers, resumed in a new process. A loaded state applies to its own epoch until ``set_epoch``
 moves to another; call ``load_state_dict`` before the DataLoader starts its
 workers.
 

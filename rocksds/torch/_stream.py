@@ -201,16 +201,19 @@ class RocksIterableDataset(_IterDataset):
             shift, skips = sched.resume(consumed)
             role = (worker + shift) % num_workers
             skip = skips[role]
-        return self._stream(sched, worker, role, skip)
+        # Recorded now, not when the generator first runs: torchdata's StatefulDataLoader asks a worker for
+        # its state right after calling iter(), before the first sample.
+        progress = _StreamProgress(epoch, worker, num_workers, role, skip)
+        self._progress = progress
+        return self._stream(sched, progress)
 
-    def _stream(self, sched: Schedule, worker: int, role: int, skip: int) -> Iterator[Sample]:
+    def _stream(self, sched: Schedule, progress: _StreamProgress) -> Iterator[Sample]:
         ds = self._handle.get()
         names = list(ds.field_names)
         variable = [ds.schema.fields[name].is_variable for name in names]
-        progress = _StreamProgress(sched.epoch, worker, sched.num_workers, role, skip)
-        self._progress = progress
         transform = self.transform
-        for keys, emit in sched.windows(role, skip):
+        skip = progress.yielded  # where this share resumes (0 for a fresh epoch)
+        for keys, emit in sched.windows(progress.role, skip):
             samples = [s for start, stop in key_runs(keys) for s in ds.iter(start, stop)]
             # Samples were read in key order; emit them in the window's order.
             order = np.searchsorted(np.sort(keys), keys[emit]).tolist()

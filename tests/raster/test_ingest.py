@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import json
 import os
 import warnings
@@ -43,7 +44,8 @@ def scene(tmp_path_factory):
 @pytest.mark.parametrize("edge", ["shift", "pad"])
 def test_chips_equal_direct_window_reads(tmp_path, scene, edge):
     out = tmp_path / "chips.rds"
-    report = ingest_raster(out, scene, chip=64, stride=48, edge=edge, batch_bytes=40_000)  # many small reads
+    report = ingest_raster(out, scene, chip=64, stride=48, edge=edge, batch_bytes=40_000,  # many small reads
+                           min_valid=0)  # every grid chip, all-nodata ones included
     rows, cols = chip_count(HEIGHT, 64, 48, edge), chip_count(WIDTH, 64, 48, edge)
     assert report["grid"] == rows * cols
     with rocksds.open(out) as ds, rasterio.open(scene["image"]) as img, rasterio.open(scene["mask"]) as msk:
@@ -156,7 +158,7 @@ def test_splits_are_disjoint_by_block_and_deterministic(tmp_path, scene):
         assert not (cover[x] & cover[y]).any(), f"{x} and {y} share pixels"
     assert all(rep["counts"][k] > 0 for k in cover)
     assert rep["straddling"] > 0
-    assert sum(rep["counts"].values()) + rep["straddling"] == rep["grid"]
+    assert sum(rep["counts"].values()) + rep["straddling"] + rep["invalid"] == rep["grid"]
     # every 64-pixel block is covered by at most one split
     for by, bx in itertools.product(range(0, HEIGHT, 64), range(0, WIDTH, 64)):
         owners = [k for k, m in cover.items() if m[by : by + 64, bx : bx + 64].any()]
@@ -230,7 +232,8 @@ def test_many_scenes_by_glob_and_csv_give_contiguous_sources(tmp_path):
     d.mkdir()
     make_scene(d, "a", seed=1, width=100, height=90)
     make_scene(d, "b", seed=2, width=70, height=130, origin=(600000.0, 4700000.0))
-    rep = ingest_raster(tmp_path / "g.rds", {"image": str(d / "?.tif"), "mask": str(d / "?_mask.tif")}, chip=32)
+    rep = ingest_raster(tmp_path / "g.rds", {"image": str(d / "?.tif"), "mask": str(d / "?_mask.tif")}, chip=32,
+                        min_valid=0)
     got = samples(tmp_path / "g.rds")
     n_a = chip_count(90, 32, 32) * chip_count(100, 32, 32)
     n_b = chip_count(130, 32, 32) * chip_count(70, 32, 32)
@@ -240,7 +243,8 @@ def test_many_scenes_by_glob_and_csv_give_contiguous_sources(tmp_path):
         assert [os.path.basename(s["image"]) for s in ds.attrs["sources"]] == ["a.tif", "b.tif"]
     csv = tmp_path / "scenes.csv"
     csv.write_text("image,mask\nscenes/a.tif,scenes/a_mask.tif\nscenes/b.tif,scenes/b_mask.tif\n")
-    assert main(["ingest-raster", str(tmp_path / "c.rds"), "--csv", str(csv), "--chip", "32", "--quiet"]) == 0
+    assert main(["ingest-raster", str(tmp_path / "c.rds"), "--csv", str(csv), "--chip", "32", "--min-valid", "0",
+                 "--quiet"]) == 0
     a, b = samples(tmp_path / "g.rds"), samples(tmp_path / "c.rds")
     assert len(a) == len(b) and all(np.array_equal(x["image"], y["image"]) for x, y in zip(a, b))
 
@@ -274,3 +278,110 @@ def test_demo_json(tmp_path, capsys):
     assert report["read"]["samples"] == counts["train"]
     with rocksds.open(report["ingest"]["datasets"]["val"]) as ds:
         assert len(ds) == counts["val"] and ds.attrs["crs"] == "EPSG:32633"
+
+
+# ---------------------------------------------------------------------- defaults and empty outputs
+
+
+def _all_nodata_chips(path: str, chip: int, stride: int) -> int:
+    with rasterio.open(path) as img:
+        return sum(
+            not img.read_masks(window=Window(c, r, chip, chip)).any()
+            for r in chip_offsets(img.height, chip, stride)
+            for c in chip_offsets(img.width, chip, stride)
+        )
+
+
+def test_default_drops_exactly_the_all_nodata_chips_and_says_so(tmp_path, scene):
+    every = ingest_raster(tmp_path / "all.rds", scene, chip=32, min_valid=0)
+    default = ingest_raster(tmp_path / "default.rds", scene, chip=32)
+    nodata = _all_nodata_chips(scene["image"], 32, 32)
+    assert nodata > 0 and every["invalid"] == 0
+    assert default["invalid"] == nodata == every["counts"][""] - default["counts"][""]
+    assert f"dropped {nodata} chip(s) without a single valid pixel" in default["dropped"]
+    with rocksds.open(tmp_path / "default.rds") as ds:
+        assert all(ds[i]["image"].any() for i in range(len(ds)))  # nodata is 0: every kept chip has data
+
+
+def test_split_block_default_follows_a_scene_smaller_than_2048(tmp_path, scene):
+    report = ingest_raster(tmp_path / "out", scene, chip=32, split={"train": 0.8, "val": 0.2})
+    assert report["counts"]["train"] > 0 and report["counts"]["val"] > 0
+    assert report["split_block"] % 32 == 0 and 64 <= report["split_block"] < min(HEIGHT, WIDTH)
+    with rocksds.open(report["datasets"]["val"]) as ds:
+        assert ds.attrs["split"]["block"] == report["split_block"]
+
+
+def test_split_no_chip_can_reach_is_refused_before_reading_and_leaves_nothing(tmp_path, scene):
+    out = tmp_path / "out"
+    with pytest.raises(rocksds.errors.EmptyOutputError, match="'val' would get no chip.*--split-block"):
+        ingest_raster(out, scene, chip=32, split={"train": 0.8, "val": 0.2}, split_block=1024)
+    assert not out.exists()
+
+
+def test_min_valid_that_drops_every_chip_fails_and_leaves_nothing(tmp_path, scene):
+    nodata_only = str(tmp_path / "empty.tif")
+    with rasterio.open(nodata_only, "w", driver="GTiff", width=128, height=128, count=1, dtype="uint16", nodata=0, tiled=True,
+                       blockxsize=64, blockysize=64,
+                       crs="EPSG:32633", transform=rasterio.Affine(10, 0, 500000, 0, -10, 4600000)) as dst:
+        dst.write(np.zeros((1, 128, 128), np.uint16))
+    with pytest.raises(rocksds.errors.EmptyOutputError, match=r"the dataset would hold no samples.*dropped 16 chip"):
+        ingest_raster(tmp_path / "one.rds", {"image": nodata_only}, chip=32)
+    out = tmp_path / "out"
+    with pytest.raises(rocksds.errors.EmptyOutputError, match="train, val would hold no samples"):
+        ingest_raster(out, {"image": nodata_only}, chip=32, split={"train": 0.5, "val": 0.5}, split_block=64)
+    assert not out.exists() and not (tmp_path / "one.rds").exists()
+    assert sorted(os.listdir(tmp_path)) == ["empty.tif"]
+
+
+def test_cli_summary_says_what_was_dropped_and_help_gives_the_defaults(tmp_path, scene, capsys):
+    assert main(["ingest-raster", str(tmp_path / "c.rds"), "--input", f"image={scene['image']}", "--chip", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "without a single valid pixel (the default; --min-valid 0 keeps them)" in out
+    with pytest.raises(SystemExit):
+        main(["ingest-raster", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "skip only chips with no valid pixel at all; 0 keeps every chip" in text
+    assert "from the scene size" in text
+
+
+# ---------------------------------------------------------------------- damaged inputs
+
+
+def _damaged_copy(src: str, dst: str) -> str:
+    """``src`` with the bytes of its later tiles overwritten: the header reads, some blocks do not decode."""
+    data = bytearray(open(src, "rb").read())
+    start = len(data) * 2 // 3
+    data[start : start + 4096] = b"\xff" * 4096
+    open(dst, "wb").write(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_damaged_raster_is_a_rocksds_error_naming_file_and_window_and_leaves_nothing(tmp_path, scene, workers):
+    bad = _damaged_copy(scene["image"], str(tmp_path / "bad.tif"))
+    out = tmp_path / "out"
+    with pytest.raises(rocksds.errors.RasterReadError) as info:
+        ingest_raster(out, {"image": bad, "mask": scene["mask"]}, chip=32, split={"train": 0.8, "val": 0.2},
+                      workers=workers)
+    msg = str(info.value)
+    assert "bad.tif" in msg and re.search(r"window rows \d+\.\.\d+, columns \d+\.\.\d+", msg), msg
+    assert sorted(os.listdir(tmp_path)) == ["bad.tif"]  # no output folder, build or staging directory
+
+
+def test_damaged_raster_from_the_cli_is_one_error_line(tmp_path, scene, capsys):
+    bad = _damaged_copy(scene["image"], str(tmp_path / "bad.tif"))
+    assert main(["ingest-raster", str(tmp_path / "o.rds"), "--input", f"image={bad}", "--chip", "32"]) == 2
+    err = capsys.readouterr().err
+    assert f"rocksds: error: input 'image' ({bad}) cannot be read in the window rows" in err
+    assert "Traceback" not in err and err.count("rocksds: error:") == 1
+    assert sorted(os.listdir(tmp_path)) == ["bad.tif"]
+
+
+def test_demo_says_how_to_clean_up_and_what_to_do_next(tmp_path, capsys):
+    work = tmp_path / "demo"
+    assert main(["demo", "--dir", str(work), "--size", "256", "--chip", "32"]) == 0
+    out = capsys.readouterr().out
+    assert f"rm -r {work}" in out and "examples/train_tiny_cnn.py" in out and "rocksds ingest-raster" in out
+    assert f"rocksds report {work}/chips/train.rds" in out and work.is_dir()
+    assert main(["demo", "--dir", str(tmp_path / "gone"), "--size", "256", "--chip", "32", "--clean"]) == 0
+    assert "removed" in capsys.readouterr().out and not (tmp_path / "gone").exists()
