@@ -133,6 +133,39 @@ def test_convert_overwrite_refuses_a_dataset_another_process_writes(dataset: Pat
     _assert_untouched_while_written(dataset, lambda: from_npy_folder(str(src), str(dataset), overwrite=True))
 
 
+def _assert_cli_refuses_while_written(dataset: Path, argv: list[str]) -> None:
+    """``rocksds ARGV`` (an ``--overwrite`` of ``dataset``) run as a user runs it, while another process writes."""
+    proc = _start_writer(dataset)
+    try:
+        done = subprocess.run([sys.executable, "-m", "rocksds.cli", *argv], capture_output=True, text=True, env=ENV,
+                              timeout=120)
+    finally:
+        _stop(proc)
+    assert done.returncode != 0, done.stdout
+    assert "locked by another writer" in done.stderr and "Traceback" not in done.stderr
+    count = assert_valid(dataset)
+    assert count >= 40
+    assert_samples(dataset, count)
+    assert not [n for n in os.listdir(dataset.parent) if n.startswith(".")], "a build directory was left behind"
+
+
+def test_cli_convert_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    src = tmp_path / "npy"
+    src.mkdir()
+    for i in range(3):
+        np.save(src / f"{i}.npy", np.arange(4) + i)
+    _assert_cli_refuses_while_written(dataset, ["convert", "npy", str(src), str(dataset), "--overwrite", "--quiet"])
+
+
+def test_cli_ingest_raster_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    from rocksds.testing import write_synthetic_geotiff
+
+    scene = write_synthetic_geotiff(str(tmp_path / "scene.tif"), 64, 64, block=32)
+    _assert_cli_refuses_while_written(
+        dataset, ["ingest-raster", str(dataset), "--input", f"image={scene}", "--chip", "32", "--overwrite"])
+
+
 def test_overwrite_replaces_a_closed_dataset(dataset: Path) -> None:
     schema = rocksds.Schema(fields={"x": rocksds.Field(dtype="uint8", shape=(2,))})
     with rocksds.create(dataset, schema, overwrite=True) as w:
