@@ -54,12 +54,13 @@ def read_schema(storage: Storage) -> Schema:
         raise type(e)(f"{storage.path}: {e}") from None
 
 
-def probe_schema(path: str) -> Schema:
+def probe_schema(path: str, *, salvage: bool = False) -> Schema:
     """The validated schema of the dataset at ``path``, through a short-lived handle on the metadata column family.
 
-    What the reader and the writer read before they know which column families to open.
+    What the reader and the writer read before they know which column families to open
+    (``salvage``: replay a damaged write-ahead log up to the damage, see ``rocksds._storage``).
     """
-    probe = Storage.open_read_only(path, [META_CF])
+    probe = Storage.open_read_only(path, [META_CF], salvage=salvage)
     try:
         return read_schema(probe)
     finally:

@@ -42,6 +42,22 @@ _COMPRESSION = {
 _CHECKSUMS = {"crc32c": rd.ChecksumType.crc32c, "xxhash64": rd.ChecksumType.xxhash64}
 
 
+def _log_recovery(salvage: bool) -> rd.DBRecoveryMode:
+    """How RocksDB replays the write-ahead log when a database opens.
+
+    RocksDB's default (point-in-time) stops at the first damaged record and
+    opens without an error, so one flipped bit silently dropped every later
+    commit, and a writable open then made the loss permanent. Every open
+    therefore tolerates only an incomplete last record (what a process killed
+    in the middle of a write leaves; that commit never returned) and fails
+    with a corruption error on any other damage. ``salvage`` is the explicit
+    opt-in to RocksDB's default: keep what precedes the damage, lose the rest.
+    """
+    if salvage:
+        return rd.DBRecoveryMode.point_in_time()
+    return rd.DBRecoveryMode.tolerate_corrupted_tail_records()
+
+
 @dataclass(frozen=True)
 class CFConfig:
     """How one column family's tables are written and read.
@@ -121,8 +137,11 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     return opts
 
 
-def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap: bool = False) -> rd.Options:
+def _db_options(
+    cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap: bool = False, salvage: bool = False
+) -> rd.Options:
     opts = _cf_options(CFConfig(compression="none", bloom_bits=0), cache, create=create)
+    opts.set_wal_recovery_mode(_log_recovery(salvage))
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
     if mmap:
@@ -214,19 +233,22 @@ class Storage:
         *,
         configs: Optional[Mapping[str, CFConfig]] = None,
         cache_bytes: int = 0,
+        salvage: bool = False,
     ) -> "Storage":
         """Open the column families ``names`` for reading, leaving ``path`` untouched.
 
         ``configs`` gives read-side settings (bloom filters) per column family
         (default: :class:`CFConfig`'s); every column family shares one block
         cache of ``cache_bytes`` (0, the default, disables the cache).
+        ``salvage`` replays a damaged write-ahead log up to the damage instead
+        of failing (see :func:`_log_recovery`).
         """
         configs = configs or {}
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
 
         def open_db(shadow: Shadow) -> rd.Rdict:
-            opts = _db_options(None, create=False, writable=False)
+            opts = _db_options(None, create=False, writable=False, salvage=salvage)
             opts.set_db_log_dir(shadow.path)
             return rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 
@@ -279,15 +301,19 @@ class Storage:
 
     @classmethod
     def open_writable(
-        cls, path: str, configs: dict[str, CFConfig], *, create: bool, cache_bytes: int = 32 * 2**20
+        cls, path: str, configs: dict[str, CFConfig], *, create: bool, cache_bytes: int = 32 * 2**20,
+        salvage: bool = False,
     ) -> "Storage":
         """Open (or create) ``path`` for writing with the column families in ``configs``.
+
+        ``salvage`` replays a damaged write-ahead log up to the damage and
+        keeps only that (permanently: see :func:`_log_recovery`).
 
         Raises:
             DatasetLockedError: another process holds the database's lock.
         """
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
-        opts = _db_options(cache, create=create, writable=True)
+        opts = _db_options(cache, create=create, writable=True, salvage=salvage)
         cfs = {n: _cf_options(c, cache, create=create) for n, c in configs.items()}
         try:
             db = rd.Rdict(path, opts, column_families=cfs, access_type=rd.AccessType.read_write())

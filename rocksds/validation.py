@@ -63,6 +63,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "invalid-utf8": (ERROR, "a str record is not valid UTF-8"),
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
+    "damaged-log": (ERROR, "a write-ahead log record is damaged: the commits from there on cannot be read"),
     "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
     "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
                              "(readers decode what the tables hold)"),
@@ -248,8 +249,32 @@ def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:
     except RocksdsError as e:
         low = str(e).lower()
         code = "corrupt-block" if "corrupt" in low and "no such file" not in low else "unreadable"
+        if code == "corrupt-block" and _report_damaged_log(report, path):
+            return None
         report.add(code, f"cannot open column families {names}: {e}")
         return None
+
+
+def _report_damaged_log(report: Report, path: str) -> bool:
+    """Whether the damage an open reported is in the write-ahead log (reported, with what a salvage keeps).
+
+    Opens differ only in how they replay the log, so if an open that stops
+    at the first damaged log record succeeds, the damage is in the log.
+    """
+    try:
+        salvaged = Storage.open_read_only(path, [spec.META_CF], salvage=True)
+    except RocksdsError:
+        return False
+    try:
+        raw = salvaged.get(spec.META_CF, spec.COUNT_KEY)
+    finally:
+        salvaged.close()
+    kept = decode_count(raw) if raw is not None and len(raw) == 8 else None
+    report.add("damaged-log", f"the write-ahead log (*.log) is damaged, so commits after the damage cannot be "
+               f"read; what precedes it holds {kept if kept is not None else 'an unknown number of'} samples. "
+               "Restore the dataset from a copy, or keep only those samples (permanently) with "
+               "rocksds.open(path, mode='a', salvage_log=True)")
+    return True
 
 
 # ---------------------------------------------------------------------- metadata

@@ -401,12 +401,18 @@ def open_writer(
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
     bulk: Optional[bool] = None,
+    salvage_log: bool = False,
 ) -> Writer:
     """Open an existing dataset for appending after its last committed sample.
 
     Records left beyond ``count`` by an interrupted bulk ingest or flush are
     deleted first, and so are table files a killed ``bulk=True`` commit left
     behind without ingesting them.
+
+    A damaged write-ahead log makes the open fail with ``CorruptionError``
+    (``rocksds validate`` says how many samples precede the damage).
+    ``salvage_log=True`` opts in to keeping only those: the commits after
+    the damage are then dropped for good.
 
     Raises:
         DatasetLockedError: another writer has the dataset open.
@@ -415,7 +421,7 @@ def open_writer(
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
-    schema = probe_schema(path)
+    schema = probe_schema(path, salvage=salvage_log)
     if schema.writer_features is None:
         raise UnsupportedFeatureError(
             f"{path}: the schema's writer_features is not a list of strings, so this library cannot tell "
@@ -424,7 +430,7 @@ def open_writer(
     unknown = sorted(set(schema.writer_features) - KNOWN_WRITER_FEATURES)
     if unknown:
         raise UnsupportedFeatureError(f"{path} requires writer features this library does not know: {unknown}")
-    storage = Storage.open_writable(path, _cf_configs(schema), create=False)
+    storage = Storage.open_writable(path, _cf_configs(schema), create=False, salvage=bool(salvage_log))
     try:
         count = read_count(storage)
         # Table files a killed bulk commit wrote but never ingested (we hold the lock now).
