@@ -462,6 +462,26 @@ class Storage:
         except Exception as e:
             raise self._error(e) from None
 
+    def rolled_back_tables(self) -> list[str]:
+        """Table files in ``path`` that the MANIFEST does not name but that are newer than all it names.
+
+        A sign that the MANIFEST was rolled back (truncated, or replaced by an
+        older copy): the files hold commits the MANIFEST no longer knows, and a
+        writable open would delete them. Call on a handle open on every column
+        family. RocksDB numbers files in creation order and each flush, compaction
+        or ingestion adds its files after the current write-ahead log was
+        created; so a file a crash or a live writer left unnamed (its MANIFEST
+        edit not yet written) is newer than some ``*.log`` in the directory,
+        whereas a file older than every log there lost its edit long ago, and
+        a file older than a named one is an obsolete compaction input.
+        Losing only the last edits before the newest log goes unnoticed.
+        """
+        named = {_file_number(n) for n in self.table_files()}
+        tables, logs = _numbered_files(self.path, ".sst"), _numbered_files(self.path, ".log")
+        newest, oldest_log = max(named, default=0), min(logs, default=None)
+        return [f"{n:06d}.sst" for n in tables
+                if n not in named and n > newest and (oldest_log is None or n < oldest_log)]
+
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
         try:
@@ -492,6 +512,25 @@ class Storage:
         finally:
             if self._shadow is not None and self._owns_shadow:
                 self._shadow.remove()
+
+
+def _file_number(name: str) -> int:
+    stem = name.split(".", 1)[0]
+    return int(stem) if stem.isdigit() else -1
+
+
+def _numbered_files(path: str, suffix: str) -> list[int]:
+    """Numbers of RocksDB's ``NNNNNN<suffix>`` files in ``path`` (plain files only), ascending."""
+    found = []
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                stem = entry.name[: -len(suffix)]
+                if entry.name.endswith(suffix) and stem.isdigit() and entry.is_file(follow_symlinks=False):
+                    found.append(int(stem))
+    except OSError:
+        return []
+    return sorted(found)
 
 
 def table_bytes(path: str) -> int:

@@ -63,6 +63,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "invalid-utf8": (ERROR, "a str record is not valid UTF-8"),
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
+    "unnamed-table": (ERROR, "table files newer than every file the MANIFEST names are not named by it: the "
+                      "MANIFEST was rolled back (truncated or an older copy), and those files hold lost commits"),
     "damaged-log": (ERROR, "a write-ahead log record is damaged: the commits from there on cannot be read"),
     "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
     "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
@@ -201,6 +203,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
         report.add("missing-metadata", f"no {spec.META_CF!r} column family: this RocksDB database is not a rocksds dataset")
         return report
     _check_tables(report, path)
+    _check_manifest(report, path, cfs)
     meta = _open(report, path, [spec.META_CF])
     if meta is None:
         return report
@@ -241,6 +244,23 @@ def _check_tables(report: Report, path: str) -> None:
             report.add("non-portable-table", f"table file {name}: checksum {footer.checksum}, format_version "
                        f"{footer.format_version} (portable: {sorted(spec.PORTABLE_CHECKSUMS)}, format_version <= "
                        f"{spec.TABLE_FORMAT_VERSION})")
+
+
+def _check_manifest(report: Report, path: str, cfs: list[str]) -> None:
+    """Table files the MANIFEST should name but does not (see ``Storage.rolled_back_tables``)."""
+    try:
+        storage = Storage.open_read_only(path, cfs)
+    except RocksdsError:
+        return  # the opens that follow report why
+    try:
+        lost = storage.rolled_back_tables()
+    finally:
+        storage.close()
+    for name in lost:
+        report.add("unnamed-table", f"table file {name} is newer than every file the MANIFEST names but not named "
+                   "by it: the MANIFEST was rolled back (truncated, or replaced by an older copy), so the dataset "
+                   "opens without the commits this file holds. Restore the MANIFEST-* and CURRENT files from a "
+                   "complete copy; do not open the dataset for appending, which would delete the file")
 
 
 def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:

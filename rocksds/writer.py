@@ -412,7 +412,9 @@ def open_writer(
     A damaged write-ahead log makes the open fail with ``CorruptionError``
     (``rocksds validate`` says how many samples precede the damage).
     ``salvage_log=True`` opts in to keeping only those: the commits after
-    the damage are then dropped for good.
+    the damage are then dropped for good. A dataset whose MANIFEST looks
+    rolled back (newer table files it does not name) is refused with
+    ``CorruptionError`` before RocksDB could delete anything.
 
     Raises:
         DatasetLockedError: another writer has the dataset open.
@@ -421,7 +423,7 @@ def open_writer(
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
-    schema = probe_schema(path, salvage=salvage_log)
+    schema = probe_schema(path, salvage=salvage_log, for_append=True)
     if schema.writer_features is None:
         raise UnsupportedFeatureError(
             f"{path}: the schema's writer_features is not a list of strings, so this library cannot tell "

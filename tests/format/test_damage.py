@@ -118,3 +118,96 @@ def test_an_incomplete_last_log_record_is_what_a_crash_leaves_and_opens(logged: 
         assert rocksds.validate(ds).ok
         assert_samples(ds, N - 10)
         shutil.rmtree(ds)
+
+
+# ---------------------------------------------------------------------- the MANIFEST
+
+#: Commits of the MANIFEST trials' dataset, each flushed to table files of its own.
+FLUSHES = 10
+
+
+@pytest.fixture(scope="module")
+def flushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed dataset of N samples written in FLUSHES flushed commits (so its MANIFEST has many edits)."""
+    from _crash_writer import crash_schema, expected_sample
+
+    path = tmp_path_factory.mktemp("damage") / "flushed.rds"
+    step = N // FLUSHES
+    with rocksds.create(path, crash_schema()) as w:
+        for start in range(0, N, step):
+            w.extend([expected_sample(i) for i in range(start, start + step)])
+            w.flush()
+    return path
+
+
+def _outcome(path: Path) -> str:
+    """What a reader makes of ``path``: ``refused`` (a rocksds error) or ``count N``."""
+    try:
+        with rocksds.open(path) as ds:
+            return f"count {len(ds)}"
+    except rocksds.RocksdsError:
+        return "refused"
+
+
+def test_a_truncated_manifest_never_loses_commits_for_good(flushed: Path, tmp_path: Path) -> None:
+    """Every 388th byte of the MANIFEST as a truncation point of the MANIFEST: the dataset is refused, whole, or flagged and left unchanged.
+
+    Only the loss of the very last flush is not detected (see ``Storage.rolled_back_tables``);
+    the trial checks that this is the only case, and that every other smaller dataset is
+    reported by ``validate`` and refused by ``open(mode="a")`` without deleting a file.
+    """
+    manifest = next(n for n in os.listdir(flushed) if n.startswith("MANIFEST-"))
+    size = os.path.getsize(flushed / manifest)
+    outcomes = {"refused": 0, "whole": 0, "flagged": 0, "last flush lost": 0}
+    for cut in range(0, size, 4 * 97):
+        ds = _copy(flushed, tmp_path / f"cut{cut}.rds")
+        os.truncate(ds / manifest, cut)
+        seen = _outcome(ds)
+        if seen == "refused":
+            outcomes["refused"] += 1
+            assert not rocksds.validate(ds).ok
+        elif seen == f"count {N}":
+            outcomes["whole"] += 1
+        elif "unnamed-table" in rocksds.validate(ds).codes():
+            outcomes["flagged"] += 1
+            _assert_append_refused(ds)
+        else:
+            assert seen == f"count {N - N // FLUSHES}", f"truncation at {cut} opened as a smaller dataset: {seen}"
+            outcomes["last flush lost"] += 1
+        shutil.rmtree(ds)
+    assert outcomes["flagged"] > outcomes["last flush lost"], outcomes
+
+
+def _assert_append_refused(ds: Path) -> None:
+    before = dir_state(ds)
+    with pytest.raises(rocksds.CorruptionError, match="MANIFEST was rolled back"):
+        rocksds.open(ds, mode="a")
+    assert dir_state(ds) == before, "a refused open deleted or changed files"
+
+
+def test_an_older_manifest_restored_over_a_newer_one_is_refused_for_appending(tmp_path: Path) -> None:
+    """CURRENT and MANIFEST brought back from an older backup, the table files left as they are."""
+    from _crash_writer import crash_schema, expected_sample
+
+    ds = tmp_path / "restored.rds"
+    backup = tmp_path / "backup"
+    with rocksds.create(ds, crash_schema()) as w:
+        w.extend([expected_sample(i) for i in range(30)])
+    _copy(ds, backup)
+    for start in range(30, 90, 30):
+        with rocksds.open(ds, mode="a") as w:
+            w.extend([expected_sample(i) for i in range(start, start + 30)])
+    old_manifest = next(n for n in os.listdir(backup) if n.startswith("MANIFEST-"))
+    newer = {n: (ds / n).read_bytes() for n in os.listdir(ds) if n.startswith(("MANIFEST-", "CURRENT"))}
+    for name in ("CURRENT", old_manifest):
+        shutil.copyfile(backup / name, ds / name)
+    with rocksds.open(ds) as r:
+        assert len(r) == 30  # what RocksDB alone makes of it
+    report = rocksds.validate(ds)
+    assert "unnamed-table" in report.codes() and not report.ok
+    _assert_append_refused(ds)
+    for name, data in newer.items():  # restoring the newer MANIFEST restores everything
+        (ds / name).write_bytes(data)
+    with rocksds.open(ds, mode="a") as w:
+        assert len(w) == 90
+    assert_samples(ds, 90)
