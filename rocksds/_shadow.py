@@ -85,6 +85,7 @@ class Shadow:
         self._pins: dict[str, int] = {}
         self._links: dict[str, str] = {}
         self._can_pin = os.path.isdir(_PROC_FD)
+        self._copied: Optional[tuple[str, int]] = None  # (name, size) of the MANIFEST copied
         self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
         try:
             # Every table file the copied MANIFEST names existed when it was
@@ -138,7 +139,20 @@ class Shadow:
             return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
         with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
             fh.write(current)
+        self._copied = (manifest, os.path.getsize(os.path.join(self.path, manifest)))
         return {"CURRENT", manifest}
+
+    def outdated(self) -> bool:
+        """Whether the dataset's MANIFEST has changed since this shadow copied it (a writer has moved on)."""
+        if self._copied is None:
+            return True
+        manifest, size = self._copied
+        try:
+            with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
+                current = fh.read(256).decode("ascii", "replace").strip()
+            return current != manifest or os.path.getsize(os.path.join(self._src, manifest)) != size
+        except OSError:
+            return True
 
     def unpin(self) -> None:
         """Point every link at the dataset's file again and close our descriptors."""

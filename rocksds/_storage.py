@@ -482,6 +482,16 @@ class Storage:
         return [f"{n:06d}.sst" for n in tables
                 if n not in named and n > newest and (oldest_log is None or n < oldest_log)]
 
+    def snapshot_outdated(self) -> bool:
+        """Whether a writer has changed the MANIFEST since this read-only handle's snapshot copied it.
+
+        A read-only open reads the copied MANIFEST, then replays the live
+        write-ahead log; a commit that ingested table files after the copy and
+        then wrote ``count`` through the log shows its ``count`` without its
+        records. When the MANIFEST has not moved, such a gap is damage, not a race.
+        """
+        return self._shadow is not None and self._shadow.outdated()
+
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
         try:

@@ -360,3 +360,41 @@ def test_read_only_directory(dataset: Path) -> None:
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
         shutil.rmtree(base)
+
+
+_BIG_COMMITS = """
+import sys
+import rocksds
+from _crash_writer import crash_schema, stacked
+bulk = {"bulk": True, "default": None, "wal": False}[sys.argv[2]]
+w = rocksds.create(sys.argv[1], crash_schema(), bulk=bulk)
+print("ready", flush=True)
+while True:
+    w.extend(stacked(len(w), 1000))
+    print("committed", len(w), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["bulk", "default"])
+def test_readers_opening_during_large_commits_never_miss_a_committed_sample(tmp_path: Path, mode: str) -> None:
+    """Readers opened while a writer appends 1,000-sample commits (``bulk=True``: every field through
+    ingested table files; default: the large columns so) each see a whole snapshot."""
+    path = tmp_path / "big.rds"
+    proc = subprocess.Popen([sys.executable, "-c", _BIG_COMMITS, str(path), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stdout.readline().startswith("ready"), proc.stderr.read()  # type: ignore[union-attr]
+        seen = []
+        deadline = time.monotonic() + 60
+        while len(seen) < 12 and time.monotonic() < deadline:
+            with rocksds.open(path) as ds:
+                n = len(ds)
+                if n:
+                    assert int(ds[n - 1]["label"]) == n - 1
+                    assert ds.get_batch(list(range(max(0, n - 1000), n)))["label"].tolist() == list(
+                        range(max(0, n - 1000), n))
+                seen.append(n)
+            time.sleep(0.02)
+    finally:
+        _stop(proc)
+    assert len(seen) == 12 and seen[-1] > 0, seen
