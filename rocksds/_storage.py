@@ -222,6 +222,8 @@ class Storage:
         self._handles = {n: db.get_column_family_handle(n) for n in names}
         self._read_opts = rd.ReadOptions()
         self._read_opts.set_verify_checksums(True)
+        #: Lists of bound methods the getters' closures share, emptied by close().
+        self._getters: list[list[Callable[..., object]]] = []
 
     # ------------------------------------------------------------------ opening
 
@@ -340,6 +342,7 @@ class Storage:
         options are looked up once here, not on every call.
         """
         gets = [self._cfs[cf].get for cf in cfs]
+        self._getters.append(gets)  # emptied by close(): see there
         opts = self._read_opts
         error = self._error
 
@@ -514,8 +517,12 @@ class Storage:
         try:
             if self.writable and flush:
                 self._flush_all()
+            # A column family object still referenced keeps RocksDB open (every table
+            # file's descriptor, and a writer's lock) after db.close(): drop ours first.
             self._cfs.clear()
             self._handles.clear()
+            for gets in self._getters:
+                gets.clear()
             db.close()
         except Exception as e:
             raise self._error(e) from None

@@ -287,6 +287,9 @@ class Dataset:
         storage, self._storage = self._storage, None
         if storage is not None:
             if self._generation == _fork_generation:
+                # The getters hold RocksDB's column family objects, which keep the database
+                # (every table file's descriptor) alive after close(); let them go first.
+                self._get_row = self._loop_gets = None  # type: ignore[assignment]
                 storage.close()
             else:
                 _INHERITED.append(storage)

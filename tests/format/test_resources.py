@@ -1,0 +1,73 @@
+"""Handles release what they hold: descriptors after close, the writer's lock after an error.
+
+Counts open descriptors through ``/proc/self/fd`` and runs children under a
+descriptor limit (``resource.setrlimit``), as a user's ``ulimit -n`` would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import rocksds
+from _crash_writer import expected_sample, write_expected
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")])}
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return write_expected(tmp_path / "ds.rds", 40)
+
+
+def test_closed_handles_hold_no_descriptors(dataset: Path) -> None:
+    with rocksds.open(dataset) as ds:  # the first open loads what stays loaded (libraries, caches)
+        ds[0]
+    before = _fds()
+    handles = []
+    for _ in range(30):
+        ds = rocksds.open(dataset)
+        ds[3], ds.get_batch([1, 2]), next(iter(ds))
+        handles.append(ds)
+    assert _fds() > before + 30
+    for ds in handles:
+        ds.close()
+    assert _fds() <= before + 2
+    for _ in range(20):
+        with rocksds.open(dataset) as ds:
+            ds[5]
+    with rocksds.open(dataset, mode="a") as w:
+        w.extend([expected_sample(40)])
+    assert _fds() <= before + 2
+
+
+_MANY_OPENS = """
+import resource, sys
+import rocksds
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+kept = []
+for i in range(120):
+    ds = rocksds.open(sys.argv[1])
+    assert int(ds[i % 40]["label"]) == i % 40
+    ds.close()
+    kept.append(ds)  # closed handles that stay referenced must not hold descriptors either
+print("ok")
+"""
+
+
+def test_opening_and_closing_many_handles_under_a_descriptor_limit(dataset: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", _MANY_OPENS, str(dataset)], capture_output=True, text=True,
+                          env=ENV, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
