@@ -188,21 +188,33 @@ class SstFiles:
         self.paths = list(paths)
         self.n = 0
         self._writers = []
-        for path, cfg in zip(self.paths, configs):
-            w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
-            w.open(path)
-            self._writers.append(w)
+        try:
+            for path, cfg in zip(self.paths, configs):
+                w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
+                w.open(path)
+                self._writers.append(w)
+        except Exception as e:
+            raise self._error(e) from None
+
+    def _error(self, exc: BaseException) -> RocksdsError:
+        return storage_error(exc, os.path.dirname(self.paths[0]) if self.paths else "")
 
     def add(self, key: bytes, values: Sequence[bytes]) -> None:
         """Put ``key`` with ``values[j]`` in file ``j``."""
-        for w, value in zip(self._writers, values):
-            w[key] = value
+        try:
+            for w, value in zip(self._writers, values):
+                w[key] = value
+        except Exception as e:
+            raise self._error(e) from None  # e.g. disk full
         self.n += 1
 
     def finish(self) -> None:
         """Complete every file (they are unreadable until then)."""
-        for w in self._writers:
-            w.finish()
+        try:
+            for w in self._writers:
+                w.finish()
+        except Exception as e:
+            raise self._error(e) from None
 
 
 class Storage:
@@ -514,21 +526,28 @@ class Storage:
         db, self._db = self._db, None
         if db is None:
             return
+        error: Optional[RocksdsError] = None
         try:
             if self.writable and flush:
                 self._flush_all()
-            # A column family object still referenced keeps RocksDB open (every table
-            # file's descriptor, and a writer's lock) after db.close(): drop ours first.
-            self._cfs.clear()
-            self._handles.clear()
-            for gets in self._getters:
-                gets.clear()
+        except Exception as e:
+            error = self._error(e)  # e.g. disk full; the database is released all the same
+        # A column family object still referenced keeps RocksDB open (every table
+        # file's descriptor, and a writer's lock) after db.close(): drop ours first.
+        self._cfs.clear()
+        self._handles.clear()
+        for gets in self._getters:
+            gets.clear()
+        try:
             db.close()
         except Exception as e:
-            raise self._error(e) from None
+            error = error or self._error(e)
         finally:
+            del db
             if self._shadow is not None and self._owns_shadow:
                 self._shadow.remove()
+        if error is not None:
+            raise error
 
 
 def _file_number(name: str) -> int:

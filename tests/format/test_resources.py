@@ -71,3 +71,64 @@ def test_opening_and_closing_many_handles_under_a_descriptor_limit(dataset: Path
     done = subprocess.run([sys.executable, "-c", _MANY_OPENS, str(dataset)], capture_output=True, text=True,
                           env=ENV, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 3 MiB tmpfs (a disk that fills up); skipped where mounting needs privileges we lack."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def _fill(disk: Path) -> Path:
+    st = os.statvfs(disk)
+    filler = disk / "filler"
+    with open(filler, "wb") as fh:
+        try:
+            fh.write(b"\0" * (st.f_bavail * st.f_frsize - 4096))
+        except OSError:
+            pass
+    return filler
+
+
+_APPEND_ONE = """
+import sys
+import rocksds
+from _crash_writer import expected_sample
+with rocksds.open(sys.argv[1], mode="a") as w:
+    w.extend([expected_sample(len(w))])
+print(len(w))
+"""
+
+
+@pytest.mark.parametrize("bulk", [None, True])
+def test_disk_full_gives_a_rocksds_error_and_releases_the_lock(small_disk: Path, bulk) -> None:
+    from _crash_writer import crash_schema, stacked
+
+    path = small_disk / "ds.rds"
+    rocksds.create(path, crash_schema()).close()
+    w = rocksds.open(path, mode="a", wal=False, bulk=bulk)
+    w.extend(stacked(0, 100))
+    filler = _fill(small_disk)
+    with pytest.raises(rocksds.RocksdsError, match="No space left"):
+        w.extend(stacked(100, 2000))
+        w.flush()
+    with pytest.raises(rocksds.RocksdsError, match="No space left") as info:
+        w.close()  # commits what is pending: the disk is still full
+    kept = info.value  # the exception stays referenced, as in a user's `except ... as e` or a traceback
+    with pytest.raises(rocksds.ClosedError):
+        w.extend(stacked(100, 1))
+    os.remove(filler)
+    done = subprocess.run([sys.executable, "-c", _APPEND_ONE, str(path)], capture_output=True, text=True, env=ENV,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert int(done.stdout) >= 1
+    assert rocksds.validate(path).ok
+    del kept
