@@ -11,14 +11,16 @@ retrying when a writer adds or deletes files at the same moment. Used by
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 import weakref
 from collections.abc import Callable
 from typing import Optional, TypeVar
 
-from .errors import NotADatasetError, RocksdsError
+from .errors import CorruptionError, NotADatasetError, RocksdsError
 
 __all__ = ["Shadow", "with_shadow"]
 
@@ -27,6 +29,12 @@ _PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
 T = TypeVar("T")
 _PROC_FD = "/proc/self/fd"
 
+
+#: CURRENT holds one line, the MANIFEST's name.
+_MAX_CURRENT_BYTES = 4096
+#: RocksDB starts a new MANIFEST once one exceeds max_manifest_file_size (1 GiB by default).
+_MAX_MANIFEST_BYTES = 2 * 2**30
+_MANIFEST_NAME = re.compile(r"MANIFEST-[0-9]{1,20}")
 
 #: Attempts at a read-only open while a writer adds and deletes files (see with_shadow).
 _OPEN_ATTEMPTS = 8
@@ -128,13 +136,16 @@ class Shadow:
             os.close(fd)
 
     def _copy_manifest(self) -> set[str]:
-        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
-            current = fh.read()
+        # Every byte of a dataset may be hostile (SPEC.md 9): CURRENT and the MANIFEST must be
+        # regular files of bounded size, never a device, a FIFO or a sparse giant read whole.
+        current = _read_regular(os.path.join(self._src, "CURRENT"), _MAX_CURRENT_BYTES)
+        if current is None:
+            return set()  # replaced meanwhile: a retry follows
         manifest = current.decode("ascii", "replace").strip()
-        if not manifest.startswith("MANIFEST-") or "/" in manifest:
+        if not _MANIFEST_NAME.fullmatch(manifest):
             raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
         try:
-            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
+            _copy_regular(os.path.join(self._src, manifest), os.path.join(self.path, manifest), _MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
         with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
@@ -165,6 +176,50 @@ class Shadow:
 
     def remove(self) -> None:
         self._finalizer()
+
+
+def _open_regular(path: str, limit: int) -> tuple[int, int]:
+    """A descriptor on ``path`` and its size, or CorruptionError unless it is a regular file of at most ``limit`` bytes.
+
+    ``O_NONBLOCK`` keeps a FIFO planted in the dataset from blocking the open; the checks are made
+    on the open descriptor, so the file cannot be swapped for another between check and read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptionError(f"{path} is not a regular file (a device, FIFO or directory); the dataset is damaged "
+                                  "or hostile, so it is not opened")
+        if st.st_size > limit:
+            raise CorruptionError(f"{path} is {st.st_size} bytes, more than a RocksDB database writes there "
+                                  f"({limit}); the dataset is damaged or hostile, so it is not opened")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _read_regular(path: str, limit: int) -> Optional[bytes]:
+    """The bytes of a small regular file (see :func:`_open_regular`), ``None`` if it does not exist."""
+    try:
+        fd, size = _open_regular(path, limit)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(size)
+
+
+def _copy_regular(src: str, dst: str, limit: int) -> None:
+    """Copy the regular file ``src`` (see :func:`_open_regular`) to ``dst``: its size when opened, no more."""
+    fd, size = _open_regular(src, limit)
+    with os.fdopen(fd, "rb") as fin, open(dst, "wb") as fout:
+        left = size
+        while left > 0:
+            chunk = fin.read(min(left, 2**20))
+            if not chunk:
+                break
+            fout.write(chunk)
+            left -= len(chunk)
 
 
 def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:

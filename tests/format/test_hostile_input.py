@@ -704,3 +704,57 @@ def test_head_png_into_a_missing_folder_is_one_error_line(tmp_path: Path, capsys
     assert main(["head", str(path), "--png", str(tmp_path / "missing" / "prev")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rocksds: error: cannot save") and "does not exist" in err and "Traceback" not in err
+
+
+def _manifest_name(path: Path) -> str:
+    return (path / "CURRENT").read_text().strip()
+
+
+def _manifest_to_dev_zero(path: Path) -> None:
+    name = _manifest_name(path)
+    os.remove(path / name)
+    os.symlink("/dev/zero", path / name)
+
+
+def _manifest_fifo(path: Path) -> None:
+    name = _manifest_name(path)
+    os.remove(path / name)
+    os.mkfifo(path / name)
+
+
+def _sparse_current(path: Path) -> None:
+    with open(path / "CURRENT", "r+b") as fh:
+        fh.truncate(300 * 2**20)
+
+
+def _nul_in_current(path: Path) -> None:
+    (path / "CURRENT").write_bytes(b"MANIFEST-00\x0000005\n")
+
+
+@pytest.mark.parametrize("damage", [_manifest_to_dev_zero, _manifest_fifo, _sparse_current, _nul_in_current])
+def test_hostile_current_and_manifest_files_give_reports_not_resource_exhaustion(
+        tmp_path: Path, damage, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ds.rds"
+    with rocksds.create(path, rocksds.Schema(fields={"x": rocksds.Field(dtype="int8")})) as w:
+        w.append({"x": 1})
+    damage(path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the read-only shadow would copy the MANIFEST
+    monkeypatch.setattr("tempfile.tempdir", None)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RocksdsError):
+            rocksds.open(path)
+        with pytest.raises(RocksdsError):
+            rocksds.open(path, mode="a")
+        report = rocksds.validate(path, deep=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not report.ok and report.issues
+    assert peak < 32 * 2**20, f"{peak} bytes allocated"
+    assert main(["validate", str(path)]) != 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert os.listdir(scratch) == [], "a shadow directory was left behind"
