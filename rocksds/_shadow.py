@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable
 from typing import Optional, TypeVar
 
+from ._leftovers import STALE_AFTER_S, hold, release, remove_abandoned
 from .errors import CorruptionError, NotADatasetError, RocksdsError
 
 __all__ = ["Shadow", "with_shadow"]
@@ -29,6 +30,11 @@ _PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
 T = TypeVar("T")
 _PROC_FD = "/proc/self/fd"
 
+
+#: Shadow directories are ``<TMPDIR>/rocksds-ro-*``, each with an owner file (see rocksds._leftovers).
+_PREFIX = "rocksds-ro-"
+_OWNER = ".owner"
+_last_sweep = -float("inf")
 
 #: CURRENT holds one line, the MANIFEST's name.
 _MAX_CURRENT_BYTES = 4096
@@ -88,13 +94,19 @@ class Shadow:
     def __init__(self, path: str) -> None:
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
-        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
+        _sweep()
+        self.path = tempfile.mkdtemp(prefix=_PREFIX)
+        try:
+            self._owner = hold(os.path.join(self.path, _OWNER))
+        except OSError:
+            shutil.rmtree(self.path, True)
+            raise
         self._src = os.path.abspath(path)
         self._pins: dict[str, int] = {}
         self._links: dict[str, str] = {}
         self._can_pin = os.path.isdir(_PROC_FD)
         self._copied: Optional[tuple[str, int]] = None  # (name, size) of the MANIFEST copied
-        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
+        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, self._owner, os.getpid())
         try:
             # Every table file the copied MANIFEST names existed when it was
             # copied, so one of the two passes holds it, unless a compaction
@@ -222,11 +234,29 @@ def _copy_regular(src: str, dst: str, limit: int) -> None:
             left -= len(chunk)
 
 
-def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
+def _remove_shadow(path: str, pins: dict[str, int], owner: int, owner_pid: int) -> None:
     for fd in pins.values():
         os.close(fd)
     pins.clear()
     # A forked child that drops an inherited handle must not delete the
-    # parent's shadow directory from under it.
+    # parent's shadow directory from under it (closing its copy of the owner
+    # descriptor leaves the parent's lock in place).
     if os.getpid() == owner_pid:
         shutil.rmtree(path, True)
+    release(owner)
+
+
+def _sweep() -> None:
+    """Remove shadows whose process died without removing them (killed, ``os._exit``), at most every few seconds."""
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < STALE_AFTER_S:
+        return
+    _last_sweep = now
+    tmp = tempfile.gettempdir()
+    try:
+        with os.scandir(tmp) as it:
+            found = [e.path for e in it if e.name.startswith(_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    remove_abandoned((d, os.path.join(d, _OWNER)) for d in found)
