@@ -10,6 +10,7 @@ retrying when a writer adds or deletes files at the same moment. Used by
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -47,7 +48,8 @@ _OPEN_ATTEMPTS = 8
 
 
 def with_shadow(
-    path: str, fn: Callable[["Shadow"], T], translate: Callable[[BaseException, str, str], Exception], *, keep: bool
+    path: str, fn: Callable[["Shadow"], T], translate: Callable[[BaseException, str, Optional[str]], Exception], *,
+    keep: bool
 ) -> tuple[T, Optional["Shadow"]]:
     """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
 
@@ -59,7 +61,14 @@ def with_shadow(
     turns the binding's error into the rocksds one (the storage layer's).
     """
     for attempt in range(_OPEN_ATTEMPTS):
-        shadow = Shadow(path)
+        try:
+            shadow = Shadow(path)
+        except RocksdsError:
+            raise
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise translate(e, path, None) from None
+            raise RocksdsError(f"cannot open {path} for reading: {e}") from None
         try:
             result = fn(shadow)
         except RocksdsError:

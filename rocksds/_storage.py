@@ -106,6 +106,12 @@ def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -
         return CorruptionError(
             f"dataset {path} is corrupt ({msg}); restore it from a copy, or run 'rocksds validate --deep' to see the damage"
         )
+    if "too many open files" in low:
+        return RocksdsError(
+            f"cannot open {path}: this process ran out of file descriptors ({msg}). A handle holds one "
+            "descriptor per table file while open (see README, Reliability); raise the limit (ulimit -n), "
+            "close handles no longer used, or open fewer handles at once"
+        )
     if "read-only file system" in low or "permission denied" in low:
         return ReadOnlyError(f"cannot write to {path}: {msg}")
     if "does not exist" in low or "no such file" in low:
@@ -466,6 +472,20 @@ class Storage:
         except Exception as e:
             raise self._error(e) from None
 
+
+    def compact(self, cf: str, start: bytes) -> None:
+        """Rewrite the table files of ``cf`` holding keys from ``start`` on into fewer, larger ones.
+
+        Ingested files never overlap, so RocksDB places each on the last level
+        and never merges them by itself: without this, every commit that
+        ingests adds a file per field for good (and a descriptor to every reader).
+        """
+        opts = rd.CompactOptions()
+        opts.set_bottommost_level_compaction(rd.BottommostLevelCompaction.force_optimized())
+        try:
+            self._cfs[cf].compact_range(start, None, opts)
+        except Exception as e:
+            raise self._error(e) from None
 
     # ------------------------------------------------------------------ lifetime
 

@@ -132,3 +132,59 @@ def test_disk_full_gives_a_rocksds_error_and_releases_the_lock(small_disk: Path,
     assert int(done.stdout) >= 1
     assert rocksds.validate(path).ok
     del kept
+
+
+def _bulk_dataset(path: Path, commits: int) -> Path:
+    from _crash_writer import crash_schema, stacked
+
+    with rocksds.create(path, crash_schema(), bulk=True) as w:
+        for i in range(commits):
+            w.extend(stacked(i * 20, 20))
+    return path
+
+
+def _tables(path: Path) -> int:
+    return sum(1 for n in os.listdir(path) if n.endswith(".sst"))
+
+
+_OPEN_UNDER_LIMIT = """
+import resource, sys
+import rocksds
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), int(sys.argv[2])))
+try:
+    with rocksds.open(sys.argv[1]) as ds:
+        n = len(ds)
+        assert int(ds[n - 1]["label"]) == n - 1
+    print("opened", n)
+except rocksds.RocksdsError as e:
+    print("refused", e)
+report = rocksds.validate(sys.argv[1])
+print("valid" if report.ok else "invalid", [i.code for i in report.issues])
+"""
+
+
+def _open_under_limit(path: Path, limit: int) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", _OPEN_UNDER_LIMIT, str(path), str(limit)], capture_output=True,
+                          text=True, env=ENV, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
+def test_bulk_commits_keep_the_table_files_bounded(tmp_path: Path) -> None:
+    path = _bulk_dataset(tmp_path / "bulk.rds", 200)  # 5 fields: 1,000 ingested files without compaction
+    assert _tables(path) <= 5 * (200 // rocksds.writer.MERGE_AFTER_FILES + rocksds.writer.MERGE_AFTER_FILES) + 10
+    assert rocksds.validate(path, deep=True).ok
+    from _consistency import assert_samples
+    assert_samples(path, 4000)
+    out = _open_under_limit(path, 256)
+    assert out == ["opened 4000", "valid []"], out
+
+
+def test_running_out_of_descriptors_is_a_rocksds_error_that_says_what_to_do(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rocksds.writer, "MERGE_AFTER_FILES", 10**9)  # as the writer did before compacting
+    path = _bulk_dataset(tmp_path / "many.rds", 60)
+    assert _tables(path) > 200
+    out = _open_under_limit(path, 128)
+    assert out[0].startswith("refused") and "file descriptors" in out[0] and "ulimit -n" in out[0], out
+    assert out[1].startswith("invalid"), out
