@@ -54,13 +54,29 @@ def read_schema(storage: Storage) -> Schema:
         raise type(e)(f"{storage.path}: {e}") from None
 
 
-def probe_schema(path: str) -> Schema:
-    """The validated schema of the dataset at ``path``, through a short-lived handle on the metadata column family.
+def probe_schema(path: str, *, salvage: bool = False, for_append: bool = False) -> Schema:
+    """The validated schema of the dataset at ``path``, through a short-lived read-only handle.
 
-    What the reader and the writer read before they know which column families to open.
+    What the reader and the writer read before they know which column families to open
+    (``salvage``: replay a damaged write-ahead log up to the damage, see ``rocksds._storage``).
+    ``for_append``: the handle covers every column family, and a MANIFEST that looks
+    rolled back raises CorruptionError before a writable open could delete the files
+    it no longer names (see ``Storage.rolled_back_tables``).
     """
-    probe = Storage.open_read_only(path, [META_CF])
+    names = list_column_families(path) if for_append else [META_CF]
+    probe = Storage.open_read_only(path, names, salvage=salvage)
     try:
+        if for_append:
+            lost = probe.rolled_back_tables()
+            if lost:
+                shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+                raise CorruptionError(
+                    f"{path}: its MANIFEST does not name {len(lost)} table files newer than every file it names "
+                    f"({shown}): the MANIFEST was rolled back (truncated, or replaced by an older copy) and those "
+                    "files hold commits it no longer knows. Nothing was changed. Restore the dataset directory "
+                    "(at least its MANIFEST-* and CURRENT files) from a complete copy; appending now would let "
+                    "RocksDB delete those files for good. `rocksds validate` lists them."
+                )
         return read_schema(probe)
     finally:
         probe.close()

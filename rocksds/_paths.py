@@ -14,18 +14,23 @@ guarantees are the same for all three:
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ._leftovers import hold, release, remove_abandoned
 from ._metadata import check_is_dataset
 from ._storage import CFConfig, Storage
-from .errors import DatasetExistsError, InvalidArgumentError, RocksdsError
+from .errors import DatasetExistsError, InvalidArgumentError, ReadOnlyError, RocksdsError
 from .spec import DEFAULT_CF
 
-__all__ = ["check_target", "beside", "place", "building", "dir_bytes"]
+__all__ = ["check_target", "beside", "place", "building", "dir_bytes", "remove_abandoned_builds"]
+
+#: A build directory's owner file is the directory's name plus this (see rocksds._leftovers).
+_OWNER_SUFFIX = ".owner"
 
 
 def _lock(path: str) -> Storage:
@@ -94,7 +99,21 @@ def building(
     """
     for path in paths:
         check_target(path, overwrite=overwrite, hint=hint)
+        remove_abandoned_builds(path, purpose)
     tmps = [beside(path, purpose) for path in paths]
+    owners: list[int] = []
+    try:
+        for tmp in tmps:
+            owners.append(hold(tmp + _OWNER_SUFFIX))
+    except OSError as e:
+        for fd in owners:
+            release(fd)
+        for tmp in tmps[: len(owners)]:
+            os.remove(tmp + _OWNER_SUFFIX)
+        where = os.path.dirname(tmps[len(owners)])
+        if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise ReadOnlyError(f"cannot write to {where}: {e.strerror}") from None
+        raise RocksdsError(f"cannot build in {where}: {e.strerror or e}") from None
     try:
         yield tmps
         for tmp, path in zip(tmps, paths):
@@ -103,6 +122,30 @@ def building(
         for tmp in tmps:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        for tmp, fd in zip(tmps, owners):
+            try:
+                os.remove(tmp + _OWNER_SUFFIX)
+            except OSError:
+                pass
+            release(fd)
+
+
+def remove_abandoned_builds(path: str, purpose: str) -> int:
+    """Remove ``.NAME.<purpose>-*`` build directories of ``path`` whose builder died (see rocksds._leftovers).
+
+    What such a build made beside itself (``..NAME.<purpose>-X.creating-*``, the
+    dataset a converter creates inside its build) goes with it. A build that is
+    still running holds its owner file and is left alone.
+    """
+    parent, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}.{purpose}-"
+    try:
+        owners = [n for n in os.listdir(parent) if n.startswith(prefix) and n.endswith(_OWNER_SUFFIX)]
+    except OSError:
+        return 0
+    candidates = [(os.path.join(parent, n[: -len(_OWNER_SUFFIX)]), os.path.join(parent, n)) for n in owners]
+    return remove_abandoned(candidates, extra=["."])
 
 
 def dir_bytes(path: str) -> int:

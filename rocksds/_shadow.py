@@ -10,15 +10,19 @@ retrying when a writer adds or deletes files at the same moment. Used by
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 import weakref
 from collections.abc import Callable
 from typing import Optional, TypeVar
 
-from .errors import NotADatasetError, RocksdsError
+from ._leftovers import STALE_AFTER_S, hold, release, remove_abandoned
+from .errors import CorruptionError, NotADatasetError, RocksdsError
 
 __all__ = ["Shadow", "with_shadow"]
 
@@ -28,12 +32,24 @@ T = TypeVar("T")
 _PROC_FD = "/proc/self/fd"
 
 
+#: Shadow directories are ``<TMPDIR>/rocksds-ro-*``, each with an owner file (see rocksds._leftovers).
+_PREFIX = "rocksds-ro-"
+_OWNER = ".owner"
+_last_sweep = -float("inf")
+
+#: CURRENT holds one line, the MANIFEST's name.
+_MAX_CURRENT_BYTES = 4096
+#: RocksDB starts a new MANIFEST once one exceeds max_manifest_file_size (1 GiB by default).
+_MAX_MANIFEST_BYTES = 2 * 2**30
+_MANIFEST_NAME = re.compile(r"MANIFEST-[0-9]{1,20}")
+
 #: Attempts at a read-only open while a writer adds and deletes files (see with_shadow).
 _OPEN_ATTEMPTS = 8
 
 
 def with_shadow(
-    path: str, fn: Callable[["Shadow"], T], translate: Callable[[BaseException, str, str], Exception], *, keep: bool
+    path: str, fn: Callable[["Shadow"], T], translate: Callable[[BaseException, str, Optional[str]], Exception], *,
+    keep: bool
 ) -> tuple[T, Optional["Shadow"]]:
     """Run ``fn`` on a fresh shadow of ``path``, retrying when a file vanished or appeared meanwhile.
 
@@ -45,7 +61,14 @@ def with_shadow(
     turns the binding's error into the rocksds one (the storage layer's).
     """
     for attempt in range(_OPEN_ATTEMPTS):
-        shadow = Shadow(path)
+        try:
+            shadow = Shadow(path)
+        except RocksdsError:
+            raise
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                raise translate(e, path, None) from None
+            raise RocksdsError(f"cannot open {path} for reading: {e}") from None
         try:
             result = fn(shadow)
         except RocksdsError:
@@ -80,12 +103,19 @@ class Shadow:
     def __init__(self, path: str) -> None:
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
-        self.path = tempfile.mkdtemp(prefix="rocksds-ro-")
+        _sweep()
+        self.path = tempfile.mkdtemp(prefix=_PREFIX)
+        try:
+            self._owner = hold(os.path.join(self.path, _OWNER))
+        except OSError:
+            shutil.rmtree(self.path, True)
+            raise
         self._src = os.path.abspath(path)
         self._pins: dict[str, int] = {}
         self._links: dict[str, str] = {}
         self._can_pin = os.path.isdir(_PROC_FD)
-        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, os.getpid())
+        self._copied: Optional[tuple[str, int]] = None  # (name, size) of the MANIFEST copied
+        self._finalizer = weakref.finalize(self, _remove_shadow, self.path, self._pins, self._owner, os.getpid())
         try:
             # Every table file the copied MANIFEST names existed when it was
             # copied, so one of the two passes holds it, unless a compaction
@@ -127,18 +157,34 @@ class Shadow:
             os.close(fd)
 
     def _copy_manifest(self) -> set[str]:
-        with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
-            current = fh.read()
+        # Every byte of a dataset may be hostile (SPEC.md 9): CURRENT and the MANIFEST must be
+        # regular files of bounded size, never a device, a FIFO or a sparse giant read whole.
+        current = _read_regular(os.path.join(self._src, "CURRENT"), _MAX_CURRENT_BYTES)
+        if current is None:
+            return set()  # replaced meanwhile: a retry follows
         manifest = current.decode("ascii", "replace").strip()
-        if not manifest.startswith("MANIFEST-") or "/" in manifest:
+        if not _MANIFEST_NAME.fullmatch(manifest):
             raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
         try:
-            shutil.copyfile(os.path.join(self._src, manifest), os.path.join(self.path, manifest))
+            _copy_regular(os.path.join(self._src, manifest), os.path.join(self.path, manifest), _MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
         with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
             fh.write(current)
+        self._copied = (manifest, os.path.getsize(os.path.join(self.path, manifest)))
         return {"CURRENT", manifest}
+
+    def outdated(self) -> bool:
+        """Whether the dataset's MANIFEST has changed since this shadow copied it (a writer has moved on)."""
+        if self._copied is None:
+            return True
+        manifest, size = self._copied
+        try:
+            with open(os.path.join(self._src, "CURRENT"), "rb") as fh:
+                current = fh.read(256).decode("ascii", "replace").strip()
+            return current != manifest or os.path.getsize(os.path.join(self._src, manifest)) != size
+        except OSError:
+            return True
 
     def unpin(self) -> None:
         """Point every link at the dataset's file again and close our descriptors."""
@@ -153,11 +199,73 @@ class Shadow:
         self._finalizer()
 
 
-def _remove_shadow(path: str, pins: dict[str, int], owner_pid: int) -> None:
+def _open_regular(path: str, limit: int) -> tuple[int, int]:
+    """A descriptor on ``path`` and its size, or CorruptionError unless it is a regular file of at most ``limit`` bytes.
+
+    ``O_NONBLOCK`` keeps a FIFO planted in the dataset from blocking the open; the checks are made
+    on the open descriptor, so the file cannot be swapped for another between check and read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptionError(f"{path} is not a regular file (a device, FIFO or directory); the dataset is damaged "
+                                  "or hostile, so it is not opened")
+        if st.st_size > limit:
+            raise CorruptionError(f"{path} is {st.st_size} bytes, more than a RocksDB database writes there "
+                                  f"({limit}); the dataset is damaged or hostile, so it is not opened")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _read_regular(path: str, limit: int) -> Optional[bytes]:
+    """The bytes of a small regular file (see :func:`_open_regular`), ``None`` if it does not exist."""
+    try:
+        fd, size = _open_regular(path, limit)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(size)
+
+
+def _copy_regular(src: str, dst: str, limit: int) -> None:
+    """Copy the regular file ``src`` (see :func:`_open_regular`) to ``dst``: its size when opened, no more."""
+    fd, size = _open_regular(src, limit)
+    with os.fdopen(fd, "rb") as fin, open(dst, "wb") as fout:
+        left = size
+        while left > 0:
+            chunk = fin.read(min(left, 2**20))
+            if not chunk:
+                break
+            fout.write(chunk)
+            left -= len(chunk)
+
+
+def _remove_shadow(path: str, pins: dict[str, int], owner: int, owner_pid: int) -> None:
     for fd in pins.values():
         os.close(fd)
     pins.clear()
     # A forked child that drops an inherited handle must not delete the
-    # parent's shadow directory from under it.
+    # parent's shadow directory from under it (closing its copy of the owner
+    # descriptor leaves the parent's lock in place).
     if os.getpid() == owner_pid:
         shutil.rmtree(path, True)
+    release(owner)
+
+
+def _sweep() -> None:
+    """Remove shadows whose process died without removing them (killed, ``os._exit``), at most every few seconds."""
+    global _last_sweep
+    now = time.monotonic()
+    if now - _last_sweep < STALE_AFTER_S:
+        return
+    _last_sweep = now
+    tmp = tempfile.gettempdir()
+    try:
+        with os.scandir(tmp) as it:
+            found = [e.path for e in it if e.name.startswith(_PREFIX) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    remove_abandoned((d, os.path.join(d, _OWNER)) for d in found)

@@ -42,6 +42,22 @@ _COMPRESSION = {
 _CHECKSUMS = {"crc32c": rd.ChecksumType.crc32c, "xxhash64": rd.ChecksumType.xxhash64}
 
 
+def _log_recovery(salvage: bool) -> rd.DBRecoveryMode:
+    """How RocksDB replays the write-ahead log when a database opens.
+
+    RocksDB's default (point-in-time) stops at the first damaged record and
+    opens without an error, so one flipped bit silently dropped every later
+    commit, and a writable open then made the loss permanent. Every open
+    therefore tolerates only an incomplete last record (what a process killed
+    in the middle of a write leaves; that commit never returned) and fails
+    with a corruption error on any other damage. ``salvage`` is the explicit
+    opt-in to RocksDB's default: keep what precedes the damage, lose the rest.
+    """
+    if salvage:
+        return rd.DBRecoveryMode.point_in_time()
+    return rd.DBRecoveryMode.tolerate_corrupted_tail_records()
+
+
 @dataclass(frozen=True)
 class CFConfig:
     """How one column family's tables are written and read.
@@ -92,6 +108,12 @@ def storage_error(exc: BaseException, path: str, shadow: Optional[str] = None) -
         return CorruptionError(
             f"dataset {path} is corrupt ({msg}); restore it from a copy, or run 'rocksds validate --deep' to see the damage"
         )
+    if "too many open files" in low:
+        return RocksdsError(
+            f"cannot open {path}: this process ran out of file descriptors ({msg}). A handle holds one "
+            "descriptor per table file while open (see README, Reliability); raise the limit (ulimit -n), "
+            "close handles no longer used, or open fewer handles at once"
+        )
     if "read-only file system" in low or "permission denied" in low:
         return ReadOnlyError(f"cannot write to {path}: {msg}")
     if "does not exist" in low or "no such file" in low:
@@ -123,8 +145,11 @@ def _cf_options(cfg: CFConfig, cache: Optional[rd.Cache], *, create: bool) -> rd
     return opts
 
 
-def _db_options(cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap: bool = False) -> rd.Options:
+def _db_options(
+    cache: Optional[rd.Cache], *, create: bool, writable: bool, mmap: bool = False, salvage: bool = False
+) -> rd.Options:
     opts = _cf_options(CFConfig(compression="none", bloom_bits=0), cache, create=create)
+    opts.set_wal_recovery_mode(_log_recovery(salvage))
     opts.set_max_open_files(-1)
     opts.set_keep_log_file_num(2)
     if mmap:
@@ -171,21 +196,33 @@ class SstFiles:
         self.paths = list(paths)
         self.n = 0
         self._writers = []
-        for path, cfg in zip(self.paths, configs):
-            w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
-            w.open(path)
-            self._writers.append(w)
+        try:
+            for path, cfg in zip(self.paths, configs):
+                w = rd.SstFileWriter(_cf_options(cfg, None, create=False))
+                w.open(path)
+                self._writers.append(w)
+        except Exception as e:
+            raise self._error(e) from None
+
+    def _error(self, exc: BaseException) -> RocksdsError:
+        return storage_error(exc, os.path.dirname(self.paths[0]) if self.paths else "")
 
     def add(self, key: bytes, values: Sequence[bytes]) -> None:
         """Put ``key`` with ``values[j]`` in file ``j``."""
-        for w, value in zip(self._writers, values):
-            w[key] = value
+        try:
+            for w, value in zip(self._writers, values):
+                w[key] = value
+        except Exception as e:
+            raise self._error(e) from None  # e.g. disk full
         self.n += 1
 
     def finish(self) -> None:
         """Complete every file (they are unreadable until then)."""
-        for w in self._writers:
-            w.finish()
+        try:
+            for w in self._writers:
+                w.finish()
+        except Exception as e:
+            raise self._error(e) from None
 
 
 class Storage:
@@ -205,6 +242,8 @@ class Storage:
         self._handles = {n: db.get_column_family_handle(n) for n in names}
         self._read_opts = rd.ReadOptions()
         self._read_opts.set_verify_checksums(True)
+        #: Lists of bound methods the getters' closures share, emptied by close().
+        self._getters: list[list[Callable[..., object]]] = []
 
     # ------------------------------------------------------------------ opening
 
@@ -216,19 +255,22 @@ class Storage:
         *,
         configs: Optional[Mapping[str, CFConfig]] = None,
         cache_bytes: int = 0,
+        salvage: bool = False,
     ) -> "Storage":
         """Open the column families ``names`` for reading, leaving ``path`` untouched.
 
         ``configs`` gives read-side settings (bloom filters) per column family
         (default: :class:`CFConfig`'s); every column family shares one block
         cache of ``cache_bytes`` (0, the default, disables the cache).
+        ``salvage`` replays a damaged write-ahead log up to the damage instead
+        of failing (see :func:`_log_recovery`).
         """
         configs = configs or {}
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
         cfs = {n: _cf_options(configs.get(n, CFConfig()), cache, create=False) for n in names}
 
         def open_db(shadow: Shadow) -> rd.Rdict:
-            opts = _db_options(None, create=False, writable=False)
+            opts = _db_options(None, create=False, writable=False, salvage=salvage)
             opts.set_db_log_dir(shadow.path)
             return rd.Rdict(shadow.path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 
@@ -281,15 +323,19 @@ class Storage:
 
     @classmethod
     def open_writable(
-        cls, path: str, configs: dict[str, CFConfig], *, create: bool, cache_bytes: int = 32 * 2**20
+        cls, path: str, configs: dict[str, CFConfig], *, create: bool, cache_bytes: int = 32 * 2**20,
+        salvage: bool = False,
     ) -> "Storage":
         """Open (or create) ``path`` for writing with the column families in ``configs``.
+
+        ``salvage`` replays a damaged write-ahead log up to the damage and
+        keeps only that (permanently: see :func:`_log_recovery`).
 
         Raises:
             DatasetLockedError: another process holds the database's lock.
         """
         cache = rd.Cache(cache_bytes) if cache_bytes > 0 else None
-        opts = _db_options(cache, create=create, writable=True)
+        opts = _db_options(cache, create=create, writable=True, salvage=salvage)
         cfs = {n: _cf_options(c, cache, create=create) for n, c in configs.items()}
         try:
             db = rd.Rdict(path, opts, column_families=cfs, access_type=rd.AccessType.read_write())
@@ -316,6 +362,7 @@ class Storage:
         options are looked up once here, not on every call.
         """
         gets = [self._cfs[cf].get for cf in cfs]
+        self._getters.append(gets)  # emptied by close(): see there
         opts = self._read_opts
         error = self._error
 
@@ -428,6 +475,20 @@ class Storage:
             raise self._error(e) from None
 
 
+    def compact(self, cf: str, start: bytes) -> None:
+        """Rewrite the table files of ``cf`` holding keys from ``start`` on into fewer, larger ones.
+
+        Ingested files never overlap, so RocksDB places each on the last level
+        and never merges them by itself: without this, every commit that
+        ingests adds a file per field for good (and a descriptor to every reader).
+        """
+        opts = rd.CompactOptions()
+        opts.set_bottommost_level_compaction(rd.BottommostLevelCompaction.force_optimized())
+        try:
+            self._cfs[cf].compact_range(start, None, opts)
+        except Exception as e:
+            raise self._error(e) from None
+
     # ------------------------------------------------------------------ lifetime
 
     def table_files(self) -> list[str]:
@@ -437,6 +498,36 @@ class Storage:
             return sorted(os.path.basename(f["name"]) for f in self._db.live_files())
         except Exception as e:
             raise self._error(e) from None
+
+    def rolled_back_tables(self) -> list[str]:
+        """Table files in ``path`` that the MANIFEST does not name but that are newer than all it names.
+
+        A sign that the MANIFEST was rolled back (truncated, or replaced by an
+        older copy): the files hold commits the MANIFEST no longer knows, and a
+        writable open would delete them. Call on a handle open on every column
+        family. RocksDB numbers files in creation order and each flush, compaction
+        or ingestion adds its files after the current write-ahead log was
+        created; so a file a crash or a live writer left unnamed (its MANIFEST
+        edit not yet written) is newer than some ``*.log`` in the directory,
+        whereas a file older than every log there lost its edit long ago, and
+        a file older than a named one is an obsolete compaction input.
+        Losing only the last edits before the newest log goes unnoticed.
+        """
+        named = {_file_number(n) for n in self.table_files()}
+        tables, logs = _numbered_files(self.path, ".sst"), _numbered_files(self.path, ".log")
+        newest, oldest_log = max(named, default=0), min(logs, default=None)
+        return [f"{n:06d}.sst" for n in tables
+                if n not in named and n > newest and (oldest_log is None or n < oldest_log)]
+
+    def snapshot_outdated(self) -> bool:
+        """Whether a writer has changed the MANIFEST since this read-only handle's snapshot copied it.
+
+        A read-only open reads the copied MANIFEST, then replays the live
+        write-ahead log; a commit that ingested table files after the copy and
+        then wrote ``count`` through the log shows its ``count`` without its
+        records. When the MANIFEST has not moved, such a gap is damage, not a race.
+        """
+        return self._shadow is not None and self._shadow.outdated()
 
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
@@ -457,17 +548,47 @@ class Storage:
         db, self._db = self._db, None
         if db is None:
             return
+        error: Optional[RocksdsError] = None
         try:
             if self.writable and flush:
                 self._flush_all()
-            self._cfs.clear()
-            self._handles.clear()
+        except Exception as e:
+            error = self._error(e)  # e.g. disk full; the database is released all the same
+        # A column family object still referenced keeps RocksDB open (every table
+        # file's descriptor, and a writer's lock) after db.close(): drop ours first.
+        self._cfs.clear()
+        self._handles.clear()
+        for gets in self._getters:
+            gets.clear()
+        try:
             db.close()
         except Exception as e:
-            raise self._error(e) from None
+            error = error or self._error(e)
         finally:
+            del db
             if self._shadow is not None and self._owns_shadow:
                 self._shadow.remove()
+        if error is not None:
+            raise error
+
+
+def _file_number(name: str) -> int:
+    stem = name.split(".", 1)[0]
+    return int(stem) if stem.isdigit() else -1
+
+
+def _numbered_files(path: str, suffix: str) -> list[int]:
+    """Numbers of RocksDB's ``NNNNNN<suffix>`` files in ``path`` (plain files only), ascending."""
+    found = []
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                stem = entry.name[: -len(suffix)]
+                if entry.name.endswith(suffix) and stem.isdigit() and entry.is_file(follow_symlinks=False):
+                    found.append(int(stem))
+    except OSError:
+        return []
+    return sorted(found)
 
 
 def table_bytes(path: str) -> int:

@@ -181,7 +181,13 @@ class Dataset:
             storage, schema = self._open_snapshot()
             try:
                 self._count = read_count(storage)
-                lagging = self._lagging_field(storage, schema)
+                lagging = self._lagging_field(storage, schema, self._count)
+                if lagging is not None and storage.snapshot_outdated():
+                    # A writer committed between the MANIFEST copy and the log replay (see
+                    # _lagging_field): every sample whose records made it into the snapshot is
+                    # committed, so the snapshot is the dataset as of the last of them.
+                    self._count = self._present_count(storage, schema, self._count)
+                    lagging = None
             except BaseException:
                 storage.close()
                 raise
@@ -238,7 +244,7 @@ class Dataset:
         self.full_schema = chosen["full"]
         return storage, chosen["schema"]
 
-    def _lagging_field(self, storage: Storage, schema: Schema) -> Optional[str]:
+    def _lagging_field(self, storage: Storage, schema: Schema, count: int) -> Optional[str]:
         """A field lacking the record of sample ``count - 1``, or ``None``.
 
         The snapshot's MANIFEST is copied before RocksDB replays the live
@@ -246,13 +252,25 @@ class Dataset:
         ``count`` through the log can show the new ``count`` without the new
         tables. Commits append in key order, so checking the last sample is enough.
         """
-        if self._count == 0:
+        if count == 0:
             return None
-        key = encode_key(self._count - 1)
+        key = encode_key(count - 1)
         for name, f in schema.fields.items():
             if storage.get(f.column_family, key) is None:  # type: ignore[arg-type]
                 return name
         return None
+
+    def _present_count(self, storage: Storage, schema: Schema, count: int) -> int:
+        """The largest ``n <= count`` such that every field holds samples ``0..n-1`` (a binary search:
+        each field's records run from key 0 without a gap, SPEC.md 7)."""
+        low, high = 0, count  # every field holds sample low - 1; some field lacks sample high - 1
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self._lagging_field(storage, schema, mid) is None:
+                low = mid
+            else:
+                high = mid
+        return low
 
     def _live(self) -> Storage:
         storage = self._storage
@@ -279,6 +297,9 @@ class Dataset:
         storage, self._storage = self._storage, None
         if storage is not None:
             if self._generation == _fork_generation:
+                # The getters hold RocksDB's column family objects, which keep the database
+                # (every table file's descriptor) alive after close(); let them go first.
+                self._get_row = self._loop_gets = None  # type: ignore[assignment]
                 storage.close()
             else:
                 _INHERITED.append(storage)

@@ -78,8 +78,12 @@ class RecordCodec:
         arr = self._as_array(value)
         if self.nvar == 0:
             return arr.tobytes()
-        header = np.array([arr.shape[a] for a in self.var_axes], dtype=self._header).tobytes()
-        return header + arr.tobytes()
+        # SPEC.md 5.5: zero-size data makes any shape cheap, so the limit counts every 0 as 1
+        # (this also keeps each dimension within the uint32 header); other sizes _as_array checked.
+        if not arr.size and math.prod(d or 1 for d in arr.shape) * self.dtype.itemsize > MAX_RECORD_BYTES:
+            raise SampleError(f"field {self.name!r}: shape {arr.shape} exceeds the {MAX_RECORD_BYTES}-byte record-size "
+                              "limit (SPEC.md 5.5: every dimension of length 0 counted as 1)")
+        return np.array([arr.shape[a] for a in self.var_axes], dtype=self._header).tobytes() + arr.tobytes()
 
     def encode_stacked(self, column: np.ndarray) -> list[bytes]:
         """Records of a fixed-shape field from an array with a leading sample axis."""

@@ -478,6 +478,10 @@ def decode_document(data: bytes) -> Any:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # strict_map_key admits bytes keys too; the document allows string keys only (SPEC.md 9).
+    binary = next((k for k, _v in pairs if not isinstance(k, str)), None)
+    if binary is not None:
+        raise ValueError(f"map key {binary[:40]!r} is binary; map keys must be strings")
     out = dict(pairs)
     if len(out) != len(pairs):
         counts = Counter(k for k, _v in pairs)

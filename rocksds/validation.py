@@ -63,6 +63,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "invalid-utf8": (ERROR, "a str record is not valid UTF-8"),
     "bad-bool": (ERROR, "a bool record holds a byte other than 0 or 1"),
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
+    "unnamed-table": (ERROR, "table files newer than every file the MANIFEST names are not named by it: the "
+                      "MANIFEST was rolled back (truncated or an older copy), and those files hold lost commits"),
+    "damaged-log": (ERROR, "a write-ahead log record is damaged: the commits from there on cannot be read"),
     "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
     "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
                              "(readers decode what the tables hold)"),
@@ -200,6 +203,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
         report.add("missing-metadata", f"no {spec.META_CF!r} column family: this RocksDB database is not a rocksds dataset")
         return report
     _check_tables(report, path)
+    _check_manifest(report, path, cfs)
     meta = _open(report, path, [spec.META_CF])
     if meta is None:
         return report
@@ -242,14 +246,55 @@ def _check_tables(report: Report, path: str) -> None:
                        f"{spec.TABLE_FORMAT_VERSION})")
 
 
+def _check_manifest(report: Report, path: str, cfs: list[str]) -> None:
+    """Table files the MANIFEST should name but does not (see ``Storage.rolled_back_tables``)."""
+    try:
+        storage = Storage.open_read_only(path, cfs)
+    except RocksdsError:
+        return  # the opens that follow report why
+    try:
+        lost = storage.rolled_back_tables()
+    finally:
+        storage.close()
+    for name in lost:
+        report.add("unnamed-table", f"table file {name} is newer than every file the MANIFEST names but not named "
+                   "by it: the MANIFEST was rolled back (truncated, or replaced by an older copy), so the dataset "
+                   "opens without the commits this file holds. Restore the MANIFEST-* and CURRENT files from a "
+                   "complete copy; do not open the dataset for appending, which would delete the file")
+
+
 def _open(report: Report, path: str, names: list[str]) -> Optional[Storage]:
     try:
         return Storage.open_read_only(path, names)
     except RocksdsError as e:
         low = str(e).lower()
         code = "corrupt-block" if "corrupt" in low and "no such file" not in low else "unreadable"
+        if code == "corrupt-block" and _report_damaged_log(report, path):
+            return None
         report.add(code, f"cannot open column families {names}: {e}")
         return None
+
+
+def _report_damaged_log(report: Report, path: str) -> bool:
+    """Whether the damage an open reported is in the write-ahead log (reported, with what a salvage keeps).
+
+    Opens differ only in how they replay the log, so if an open that stops
+    at the first damaged log record succeeds, the damage is in the log.
+    """
+    try:
+        salvaged = Storage.open_read_only(path, [spec.META_CF], salvage=True)
+    except RocksdsError:
+        return False
+    try:
+        raw = salvaged.get(spec.META_CF, spec.COUNT_KEY)
+    finally:
+        salvaged.close()
+    kept = decode_count(raw) if raw is not None and len(raw) == 8 else None
+    report.add("damaged-log", f"the write-ahead log (*.log) is damaged, so commits after the damage cannot be "
+               f"read; what precedes it holds {kept if kept is not None else 'an unknown number of'} samples. "
+               "Restore the dataset from a copy, or keep only those samples (permanently) with "
+               "rocksds.open(path, mode='a', salvage_log=True)")
+    return True
 
 
 # ---------------------------------------------------------------------- metadata

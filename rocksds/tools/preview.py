@@ -181,6 +181,9 @@ def save_png(
 
     Returns:
         The path written.
+
+    Raises:
+        InvalidArgumentError: the file cannot be written (e.g. its folder does not exist).
     """
     if isinstance(sample, Mapping):
         if field not in sample:
@@ -193,5 +196,11 @@ def save_png(
     image = render(value, bands=bands, attrs=attrs, kind=kind, name=field, stretch=stretch)
     Image = require("PIL.Image", "pillow", what="saving PNGs")
     path = os.fspath(path)
-    Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")  # uint8: "L" or "RGB"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"cannot save {path}: folder {folder} does not exist")
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")  # uint8: "L" or "RGB"
+    except OSError as e:
+        raise InvalidArgumentError(f"cannot save {path}: {e.strerror or e}") from None
     return path

@@ -133,6 +133,39 @@ def test_convert_overwrite_refuses_a_dataset_another_process_writes(dataset: Pat
     _assert_untouched_while_written(dataset, lambda: from_npy_folder(str(src), str(dataset), overwrite=True))
 
 
+def _assert_cli_refuses_while_written(dataset: Path, argv: list[str]) -> None:
+    """``rocksds ARGV`` (an ``--overwrite`` of ``dataset``) run as a user runs it, while another process writes."""
+    proc = _start_writer(dataset)
+    try:
+        done = subprocess.run([sys.executable, "-m", "rocksds.cli", *argv], capture_output=True, text=True, env=ENV,
+                              timeout=120)
+    finally:
+        _stop(proc)
+    assert done.returncode != 0, done.stdout
+    assert "locked by another writer" in done.stderr and "Traceback" not in done.stderr
+    count = assert_valid(dataset)
+    assert count >= 40
+    assert_samples(dataset, count)
+    assert not [n for n in os.listdir(dataset.parent) if n.startswith(".")], "a build directory was left behind"
+
+
+def test_cli_convert_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    src = tmp_path / "npy"
+    src.mkdir()
+    for i in range(3):
+        np.save(src / f"{i}.npy", np.arange(4) + i)
+    _assert_cli_refuses_while_written(dataset, ["convert", "npy", str(src), str(dataset), "--overwrite", "--quiet"])
+
+
+def test_cli_ingest_raster_overwrite_refuses_a_dataset_another_process_writes(dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("rasterio")
+    from rocksds.testing import write_synthetic_geotiff
+
+    scene = write_synthetic_geotiff(str(tmp_path / "scene.tif"), 64, 64, block=32)
+    _assert_cli_refuses_while_written(
+        dataset, ["ingest-raster", str(dataset), "--input", f"image={scene}", "--chip", "32", "--overwrite"])
+
+
 def test_overwrite_replaces_a_closed_dataset(dataset: Path) -> None:
     schema = rocksds.Schema(fields={"x": rocksds.Field(dtype="uint8", shape=(2,))})
     with rocksds.create(dataset, schema, overwrite=True) as w:
@@ -327,3 +360,41 @@ def test_read_only_directory(dataset: Path) -> None:
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
         shutil.rmtree(base)
+
+
+_BIG_COMMITS = """
+import sys
+import rocksds
+from _crash_writer import crash_schema, stacked
+bulk = {"bulk": True, "default": None, "wal": False}[sys.argv[2]]
+w = rocksds.create(sys.argv[1], crash_schema(), bulk=bulk)
+print("ready", flush=True)
+while True:
+    w.extend(stacked(len(w), 1000))
+    print("committed", len(w), flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["bulk", "default"])
+def test_readers_opening_during_large_commits_never_miss_a_committed_sample(tmp_path: Path, mode: str) -> None:
+    """Readers opened while a writer appends 1,000-sample commits (``bulk=True``: every field through
+    ingested table files; default: the large columns so) each see a whole snapshot."""
+    path = tmp_path / "big.rds"
+    proc = subprocess.Popen([sys.executable, "-c", _BIG_COMMITS, str(path), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert proc.stdout.readline().startswith("ready"), proc.stderr.read()  # type: ignore[union-attr]
+        seen = []
+        deadline = time.monotonic() + 60
+        while len(seen) < 12 and time.monotonic() < deadline:
+            with rocksds.open(path) as ds:
+                n = len(ds)
+                if n:
+                    assert int(ds[n - 1]["label"]) == n - 1
+                    assert ds.get_batch(list(range(max(0, n - 1000), n)))["label"].tolist() == list(
+                        range(max(0, n - 1000), n))
+                seen.append(n)
+            time.sleep(0.02)
+    finally:
+        _stop(proc)
+    assert len(seen) == 12 and seen[-1] > 0, seen

@@ -672,3 +672,89 @@ def test_the_offence_check_can_fail() -> None:
     assert len(_offences(ast.parse(bad))) == 5
     good = "np.load(p, allow_pickle=False)\ntorch.load(f, weights_only=True)\nmodel.eval()\n"
     assert _offences(ast.parse(good)) == []
+
+
+# ---------------------------------------------------------------------- errors stay in the hierarchy (issue 12)
+
+
+@pytest.mark.parametrize("shape", [(2**32, 0), (0, 2**32), (2**40, 0), (2**29, 0)])
+def test_a_zero_size_value_with_a_huge_shape_is_a_sample_error(tmp_path: Path, shape: tuple) -> None:
+    """Zero-size data makes any shape cheap; the writer applies the reader's rule (SPEC.md 5.5, 0 counted as 1)."""
+    schema = rocksds.Schema(fields={"v": rocksds.Field(dtype="float32", shape=(None, None))})
+    with rocksds.create(tmp_path / "v.rds", schema) as w:
+        with pytest.raises(rocksds.SampleError, match="record-size limit"):
+            w.append({"v": np.zeros(shape, np.float32)})
+        w.append({"v": np.zeros((2**29 - 1, 0), np.float32)})  # (2**29 - 1) * 4 bytes: within the limit
+    with rocksds.open(tmp_path / "v.rds") as ds:
+        assert ds[0]["v"].shape == (2**29 - 1, 0)
+
+
+@pytest.mark.parametrize("where", ["attrs", "top", "field"])
+def test_schema_maps_with_binary_keys_are_refused(where: str) -> None:
+    doc = rocksds.Schema(fields={"a": rocksds.Field(dtype="int8")}).to_document()
+    {"attrs": doc["attrs"], "top": doc, "field": doc["fields"][0]}[where][b"key"] = 1
+    with pytest.raises(SchemaError, match="binary; map keys must be strings"):
+        rocksds.schema.decode_document(msgpack.packb(doc, use_bin_type=True))
+
+
+def test_head_png_into_a_missing_folder_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "img.rds"
+    with rocksds.create(path, rocksds.Schema(fields={"image": rocksds.Field(dtype="uint8", shape=(3, 4, 4))})) as w:
+        w.append({"image": np.zeros((3, 4, 4), np.uint8)})
+    assert main(["head", str(path), "--png", str(tmp_path / "missing" / "prev")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rocksds: error: cannot save") and "does not exist" in err and "Traceback" not in err
+
+
+def _manifest_name(path: Path) -> str:
+    return (path / "CURRENT").read_text().strip()
+
+
+def _manifest_to_dev_zero(path: Path) -> None:
+    name = _manifest_name(path)
+    os.remove(path / name)
+    os.symlink("/dev/zero", path / name)
+
+
+def _manifest_fifo(path: Path) -> None:
+    name = _manifest_name(path)
+    os.remove(path / name)
+    os.mkfifo(path / name)
+
+
+def _sparse_current(path: Path) -> None:
+    with open(path / "CURRENT", "r+b") as fh:
+        fh.truncate(300 * 2**20)
+
+
+def _nul_in_current(path: Path) -> None:
+    (path / "CURRENT").write_bytes(b"MANIFEST-00\x0000005\n")
+
+
+@pytest.mark.parametrize("damage", [_manifest_to_dev_zero, _manifest_fifo, _sparse_current, _nul_in_current])
+def test_hostile_current_and_manifest_files_give_reports_not_resource_exhaustion(
+        tmp_path: Path, damage, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ds.rds"
+    with rocksds.create(path, rocksds.Schema(fields={"x": rocksds.Field(dtype="int8")})) as w:
+        w.append({"x": 1})
+    damage(path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where the read-only shadow would copy the MANIFEST
+    monkeypatch.setattr("tempfile.tempdir", None)
+    tracemalloc.start()
+    try:
+        with pytest.raises(RocksdsError):
+            rocksds.open(path)
+        with pytest.raises(RocksdsError):
+            rocksds.open(path, mode="a")
+        report = rocksds.validate(path, deep=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not report.ok and report.issues
+    assert peak < 32 * 2**20, f"{peak} bytes allocated"
+    assert main(["validate", str(path)]) != 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert os.listdir(scratch) == [], "a shadow directory was left behind"

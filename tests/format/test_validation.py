@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -118,6 +120,45 @@ def _non_portable_table(path: str) -> None:
     db.close()
 
 
+_LOG_ONLY_PUT = """
+import os, sys
+import rocksdict as rd
+names = rd.Rdict.list_cf(sys.argv[1], rd.Options(raw_mode=True))
+db = rd.Rdict(sys.argv[1], rd.Options(raw_mode=True), column_families={n: rd.Options(raw_mode=True) for n in names})
+batch = rd.WriteBatch(raw_mode=True)
+batch.put(b"reserved-for-later", b"x" * 64, db.get_column_family_handle(sys.argv[2]))
+db.write(batch, rd.WriteOptions())
+os._exit(0)  # no close, so the put lives in the write-ahead log only
+"""
+
+
+def _damaged_log(path: str) -> None:
+    """A metadata key the format ignores, left in the write-ahead log only, then one bit of it flipped."""
+    subprocess.run([sys.executable, "-c", _LOG_ONLY_PUT, path, META_CF], check=True, timeout=60)
+    logs = [f for f in os.listdir(path) if f.endswith(".log") and os.path.getsize(os.path.join(path, f))]
+    log = os.path.join(path, max(logs))
+    with open(log, "r+b") as fh:
+        fh.seek(os.path.getsize(log) - 40)
+        byte = fh.read(1)[0]
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte ^ 0x10]))
+
+
+def _rolled_back_manifest(path: str) -> None:
+    """CURRENT and MANIFEST restored from before a session flushed a table (of an ignored key) and another opened."""
+    saved = {n: open(os.path.join(path, n), "rb").read() for n in os.listdir(path) if n.startswith(("CURRENT", "MANIFEST-"))}
+    db = _rdict(path)
+    cf = db.get_column_family(META_CF)
+    cf[b"reserved-for-later"] = b"x"
+    cf.flush(True)
+    del cf  # a live column family object keeps the database (and its lock) open
+    db.close()
+    _rdict(path).close()  # a later session starts a newer write-ahead log
+    for name, data in saved.items():
+        with open(os.path.join(path, name), "wb") as fh:
+            fh.write(data)
+
+
 def _field(doc: dict, name: str) -> dict:
     return next(f for f in doc["fields"] if f["name"] == name)
 
@@ -185,6 +226,8 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "invalid-utf8": lambda p: _put(p, "s", encode_key(4), b"\xc3\x28"),
     "bad-bool": lambda p: _put(p, "flag", encode_key(0), b"\x07"),
     "corrupt-block": _corrupt_sst,
+    "damaged-log": _damaged_log,
+    "unnamed-table": _rolled_back_manifest,
     "non-portable-table": _non_portable_table,
     "compression-mismatch": lambda p: _edit_doc(p, lambda d: _field(d, "b").update(compression="zstd")),
     "uncommitted-record": lambda p: _put(p, "a", encode_key(N), b"\x00" * 8),
