@@ -23,7 +23,7 @@ import rocksds
 from conformance import canonical, generate, reference_impl, runner, second_reader
 from rocksds import spec
 from rocksds.errors import CorruptionError, SchemaError, UnsupportedFeatureError, UnsupportedVersionError
-from rocksds.records import Codec
+from rocksds.records import RecordCodec as Codec
 from rocksds.schema import Field, Schema, decode_document
 from rocksds.validate import validate
 
