@@ -25,7 +25,7 @@ from rocksds import spec
 from rocksds.errors import CorruptionError, SchemaError, UnsupportedFeatureError, UnsupportedVersionError
 from rocksds.records import RecordCodec as Codec
 from rocksds.schema import Field, Schema, decode_document
-from rocksds.validate import validate
+from rocksds.validation import validate
 
 PY = sys.executable
 
@@ -327,9 +327,9 @@ def test_both_opens_of_a_reader_see_one_snapshot_even_if_the_dataset_is_replaced
 
     monkeypatch.setattr(rocksds.reader, "read_schema", replacing_read)
     with rocksds.open(path) as ds:
-        assert ds.fields == ("x",) and [int(s["x"]) for s in ds] == [1]
+        assert ds.field_names == ("x",) and [int(s["x"]) for s in ds] == [1]
         ds.refresh()
-        assert ds.fields == ("y",) and [int(s["y"]) for s in ds] == [2, 3]
+        assert ds.field_names == ("y",) and [int(s["y"]) for s in ds] == [2, 3]
     assert calls == [("x",), ("y",)]
 
 
