@@ -25,7 +25,8 @@ from .errors import NotADatasetError
 from .keys import encode_key, encode_keys
 from .records import RecordCodec, Value
 from .schema import Schema
-from .spec import META_CF
+from .spec import META_CF, STATS_KEY
+from .stats import DatasetStats
 
 __all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB", "default_cache_bytes", "fork_generation"]
 
@@ -177,6 +178,7 @@ class Dataset:
             storage, schema = self._open_snapshot()
             try:
                 self._count = read_count(storage)
+                self._stats_record = storage.get(META_CF, STATS_KEY)
                 lagging = self._lagging_field(storage, schema)
             except BaseException:
                 storage.close()
@@ -301,6 +303,25 @@ class Dataset:
     def attrs(self) -> dict[str, Any]:
         """User metadata from the schema."""
         return self.schema.attrs
+
+    @property
+    def stats(self) -> Optional[DatasetStats]:
+        """Per-band statistics the writer stored (SPEC.md 2.1), or None if it stored none.
+
+        Read from the snapshot this handle opened and decoded on each access.
+        ``stats.count`` is the number of samples they cover: less than
+        ``len(ds)`` when a writer that does not maintain them appended since
+        (``rocksds stats PATH --recompute`` updates them).
+
+        Raises:
+            CorruptionError: the record breaks SPEC.md 2.1 (the samples stay readable).
+        """
+        if self._stats_record is None:
+            return None
+        try:
+            return DatasetStats.from_bytes(self._stats_record, self.full_schema.fields)
+        except CorruptionError as e:
+            raise CorruptionError(f"{self.path}: {e} (run `rocksds stats {self.path} --recompute`)") from None
 
     @property
     def field_names(self) -> tuple[str, ...]:

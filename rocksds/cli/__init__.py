@@ -24,7 +24,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 #: Each group's ``register(subparsers)``, in the order ``rocksds --help`` lists them.
 COMMANDS: tuple[Callable[[Any], None], ...] = (
-    dataset.register,  # info, head (show), validate
+    dataset.register,  # info, head (show), stats, validate
     convert.register,  # convert {hdf5,npy,torch,legacy}
     raster.register,  # ingest-raster
     demo.register,  # demo

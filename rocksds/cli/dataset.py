@@ -1,7 +1,8 @@
-"""``rocksds info``, ``head`` and ``validate``: the commands that look at one dataset.
+"""``rocksds info``, ``head``, ``stats`` and ``validate``: the commands that look at one dataset.
 
 Parsing and printing only: each handler calls :func:`rocksds.tools.info.info`,
-:func:`rocksds.open` with :mod:`rocksds.tools.preview`, or :func:`rocksds.validate`.
+:func:`rocksds.open` with :mod:`rocksds.tools.preview`, :mod:`rocksds.tools.stats`,
+or :func:`rocksds.validate`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from .. import open as open_dataset
 from ..tools.info import info
+from ..tools.stats import recompute, summary
 from ..validation import validate
 
 __all__ = ["register"]
@@ -75,6 +77,33 @@ def _cmd_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if args.recompute:
+        recompute(args.path)
+    report = summary(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    if not report["stored"]:
+        print(f"{args.path}: no statistics stored ({report['count']} samples); `rocksds stats {args.path} "
+              "--recompute` computes them")
+        return 0
+    stale = f", STALE: they cover {report['stats_count']} (run with --recompute)" if report["stale"] else ""
+    print(f"{args.path}: statistics of {report['stats_count']} of {report['count']} samples{stale}")
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.6g}"
+
+    for name, f in report["fields"].items():
+        nodata = "" if f["nodata"] is None else f", nodata {f['nodata']:g}"
+        print(f"  {name} ({f['dtype']}{nodata}):")
+        print(f"    {'band':<12} {'count':>12} {'min':>10} {'max':>10} {'mean':>10} {'std':>10} {'p2':>10} {'p98':>10}")
+        for b in f["bands"]:
+            print(f"    {b['name']:<12} {b['count']:>12} " + " ".join(
+                f"{num(b[k]):>10}" for k in ("min", "max", "mean", "std", "p2", "p98")))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     report = validate(args.path, deep=args.deep)
     failed = not (report.ok_strict if args.strict else report.ok)
@@ -94,7 +123,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
+    """Add ``info``, ``head``, ``stats`` and ``validate`` to the ``rocksds`` command's subparsers."""
     p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -109,6 +138,13 @@ def register(sub: Any) -> None:
     p.add_argument("--bands", type=_band_list, metavar="B,G,R",
                    help="bands to render as RGB with --png: indices, or names from attrs['bands']")
     p.set_defaults(handler=_cmd_head)
+
+    p = sub.add_parser("stats", help="per-band statistics stored with a dataset (count, min, max, mean, std, p2, p98)")
+    p.add_argument("path")
+    p.add_argument("--recompute", action="store_true",
+                   help="recompute them from the records and store them (takes the writer lock)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_stats)
 
     p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
     p.add_argument("path")

@@ -49,6 +49,7 @@ def ingest_raster(
     overwrite: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
     command: Optional[str] = None,
+    stats: bool = True,
 ) -> dict[str, Any]:
     """Chip rasters into one dataset (or one per split) and return a report.
 
@@ -66,6 +67,8 @@ def ingest_raster(
         workers, scheduler, staging_dir: parallel build (see :func:`rocksds.raster.parallel.build`).
         progress: called as ``progress(rows, total_rows)`` with the chip rows of each finished task.
         overwrite: replace existing datasets at the output paths.
+        stats: store per-band statistics of every input with each dataset (SPEC.md 2.1; nodata left out;
+            ``ds.stats``); the serial and parallel builds store the same numbers.
         Others: see :func:`plan_chips`.
 
     Parallel builds start worker processes with ``spawn``: call this from a
@@ -87,7 +90,7 @@ def ingest_raster(
     plan = plan_chips(
         scenes, chip=chip, stride=stride, edge=edge, min_valid=min_valid, split=split, split_block=split_block,
         seed=seed, classes=classes, compression=compression, batch_bytes=batch_bytes, cache_bytes=cache_bytes,
-        tasks=max(16, 4 * max(1, workers)), command=command,
+        tasks=max(16, 4 * max(1, workers)), command=command, stats=stats,
     )
     finals = output_paths(out, plan)
     if plan.splits != [""]:

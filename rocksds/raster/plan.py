@@ -93,6 +93,9 @@ class ChipPlan:
     cache_bytes: int
     schema: Schema
     tasks: list[Task] = field(default_factory=list)
+    #: Band statistics kept per input (``create(..., stats=...)`` options: band axis 0, the input's
+    #: nodata), or None when the build keeps none.
+    stats: Optional[dict[str, dict[str, Any]]] = None
 
     @property
     def input_names(self) -> list[str]:
@@ -165,6 +168,7 @@ def plan_chips(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     tasks: int = 16,
     command: Optional[str] = None,
+    stats: bool = True,
 ) -> ChipPlan:
     """Inspect the sources (metadata only) and decide the chips, splits, schema and tasks.
 
@@ -182,6 +186,7 @@ def plan_chips(
         tasks: about how many tasks (units of parallel work, bands of chip rows) to cut the work into;
             a task never spans two scenes, so each scene is at least one task.
         command: recorded in ``attrs["command"]``.
+        stats: keep per-band statistics of every input (SPEC.md 2.1; nodata left out).
 
     Raises:
         GridMismatchError: inputs of a scene differ in CRS, transform or shape, or scenes differ in CRS.
@@ -286,6 +291,7 @@ def plan_chips(
         sources=infos, chip=chip, stride=stride, edge=edge, min_valid=float(min_valid), splits=splits,
         fractions=fractions, split_block=split_block, seed=int(seed), batch_bytes=int(batch_bytes),
         cache_bytes=int(cache_bytes), schema=schema,
+        stats={name: {"axis": 0, "nodata": info.nodata} for name, info in first.items()} if stats else None,
     )
     rows_per_source = [chip_count(s.height, chip, stride, edge) for s in infos]
     per = max(1, -(-sum(rows_per_source) // max(1, tasks)))

@@ -1,0 +1,96 @@
+"""Band statistics of ingested rasters: equal to numpy's over the stored pixels (nodata left out), serial = parallel."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+import rocksds  # noqa: E402
+from rocksds.raster import ingest_raster  # noqa: E402
+from rocksds.testing import write_synthetic_geotiff  # noqa: E402
+from rocksds.validation import validate  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::rocksds.raster.RasterLayoutWarning")
+
+RGB = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "RGB.byte.tif")
+
+
+def _stored_bands(path: str, field: str = "image") -> np.ndarray:
+    with rocksds.open(path, fields=[field]) as ds:
+        chips = ds.get_batch(range(len(ds)))[field]
+    return np.moveaxis(chips, 1, 0).reshape(chips.shape[1], -1)
+
+
+def _assert_numpy_stats(path: str, nodata, field: str = "image") -> None:
+    with rocksds.open(path) as ds:
+        fs = ds.stats[field]
+        assert ds.stats.count == len(ds)
+    for b, band in enumerate(_stored_bands(path, field)):
+        v = band if nodata is None else band[band != nodata]
+        assert fs.bands[b].count == v.size
+        assert (fs.min[b], fs.max[b]) == (v.min(), v.max())
+        assert fs.mean[b] == pytest.approx(v.astype(np.float64).mean(), rel=1e-14)
+        assert fs.std[b] == pytest.approx(v.astype(np.float64).std(), rel=1e-12)
+        np.testing.assert_array_equal(fs.percentile([2, 50, 98])[b], np.percentile(v, [2, 50, 98], method="inverted_cdf"))
+
+
+@pytest.fixture(scope="module")
+def rgb_builds(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rgb")
+    serial = ingest_raster(out / "serial.rds", [{"image": RGB}], chip=128, min_valid=0.5)
+    parallel = ingest_raster(out / "parallel.rds", [{"image": RGB}], chip=128, min_valid=0.5, workers=2)
+    return serial["datasets"][""], parallel["datasets"][""]
+
+
+def test_rgb_byte_stats_equal_numpy_without_nodata(rgb_builds) -> None:
+    serial, parallel = rgb_builds
+    _assert_numpy_stats(serial, nodata=0)
+    with rocksds.open(serial) as ds:
+        assert ds.stats["image"].nodata == 0 and len(ds.stats["image"].bands) == 3
+        assert set(ds.stats.fields) == {"image"}
+    assert validate(serial).ok_strict
+
+
+def test_serial_and_parallel_builds_store_identical_stats(rgb_builds) -> None:
+    serial, parallel = rgb_builds
+    with rocksds.open(serial) as a, rocksds.open(parallel) as b:
+        assert len(a) == len(b) > 0
+        assert a.stats.to_bytes() == b.stats.to_bytes()
+
+
+def test_float_scene_with_splits_serial_equals_parallel(tmp_path) -> None:
+    tif = str(tmp_path / "f.tif")
+    write_synthetic_geotiff(tif, 300, 260, bands=2, dtype="float32", seed=3)
+    split = {"train": 0.7, "val": 0.3}
+    a = ingest_raster(tmp_path / "s", [{"image": tif}], chip=32, split=split, split_block=64)
+    b = ingest_raster(tmp_path / "p", [{"image": tif}], chip=32, split=split, split_block=64, workers=2)
+    for name in split:
+        pa, pb = a["datasets"][name], b["datasets"][name]
+        with rocksds.open(pa) as x, rocksds.open(pb) as y:
+            assert x.stats.to_bytes() == y.stats.to_bytes()
+        fs = rocksds.open(pa).stats["image"]
+        bands = _stored_bands(pa).astype(np.float64)
+        np.testing.assert_allclose(fs.mean, bands.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(fs.std, bands.std(axis=1), rtol=1e-10)
+
+
+def test_appending_to_an_ingested_dataset_keeps_stats_exact(tmp_path) -> None:
+    tif = str(tmp_path / "u.tif")
+    write_synthetic_geotiff(tif, 200, 200, bands=3, dtype="uint16", seed=5, nodata_corner=0.4)
+    path = ingest_raster(tmp_path / "u.rds", [{"image": tif}], chip=50)["datasets"][""]
+    with rocksds.open(path) as ds:
+        first = ds.get_batch(range(4))
+    with rocksds.open(path, mode="a") as w:
+        w.extend(first)
+    _assert_numpy_stats(path, nodata=0)
+    assert (_stored_bands(path) == 0).any()
+
+
+def test_no_stats_when_asked(tmp_path) -> None:
+    path = ingest_raster(tmp_path / "n.rds", [{"image": RGB}], chip=256, stats=False)["datasets"][""]
+    with rocksds.open(path) as ds:
+        assert ds.stats is None
