@@ -72,6 +72,7 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
             workers=args.workers, scheduler=scheduler, staging_dir=args.staging_dir,
             batch_bytes=int(args.batch_mb * 2**20), cache_bytes=int(args.cache_mb * 2**20),
             overwrite=args.overwrite, progress=bar, command=_command(args), stats=not args.no_stats,
+            class_counts=None if args.class_counts is None else [n for n in args.class_counts.split(",") if n],
         )
     finally:
         if bar is not None:
@@ -108,6 +109,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split-block shuffle (default 0)")
     p.add_argument("--classes", help="comma-separated class names for attrs['classes']")
     p.add_argument("--compression", help="compression of the raster fields (default: none for floating point, lz4 otherwise)")
+    p.add_argument("--class-counts", metavar="NAME,...",
+                   help="mask inputs whose per-class pixel counts become a NAME_counts field (default: inputs "
+                        "named mask/label/labels with one integer band; '' for none)")
     p.add_argument("--no-stats", action="store_true",
                    help="do not store per-band statistics of the inputs (`rocksds stats OUT` shows them)")
     p.add_argument("--workers", type=int, default=1, help="processes; > 1 builds in parallel via SST files")

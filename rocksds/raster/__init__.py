@@ -23,6 +23,12 @@ What a sample holds (keys follow TorchGeo):
 - ``bounds``: float64 ``[left, bottom, right, top]`` (rasterio's order) in the CRS;
 - ``transform``: float64 ``[a, b, c, d, e, f]``, the chip's affine pixel->CRS transform;
 - ``source``: int32 index into ``attrs["sources"]``.
+- ``valid``: float32, the fraction of the chip's pixels valid in every band of every input
+  (padding is invalid), so chips can be chosen at read time (``ds.select``), not only dropped
+  at build time (``min_valid``);
+- ``<mask>_counts``: uint32 ``(classes,)``, the pixels of each class in the chip, for mask inputs
+  (one integer band, named ``mask``/``label``/``labels`` or listed in ``class_counts``): what a
+  class-balanced sampler weighs chips by.
 
 What is constant per dataset goes into ``attrs``: ``crs`` (WKT, or
 ``"EPSG:n"`` when it has an EPSG code), the chip geometry, ``sources``,

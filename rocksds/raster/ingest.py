@@ -50,6 +50,7 @@ def ingest_raster(
     progress: Optional[Callable[[int, int], None]] = None,
     command: Optional[str] = None,
     stats: bool = True,
+    class_counts: Optional[Sequence[str]] = None,
 ) -> dict[str, Any]:
     """Chip rasters into one dataset (or one per split) and return a report.
 
@@ -69,7 +70,7 @@ def ingest_raster(
         overwrite: replace existing datasets at the output paths.
         stats: store per-band statistics of every input with each dataset (SPEC.md 2.1; nodata left out;
             ``ds.stats``); the serial and parallel builds store the same numbers.
-        Others: see :func:`plan_chips`.
+        Others (``class_counts`` too): see :func:`plan_chips`.
 
     Parallel builds start worker processes with ``spawn``: call this from a
     script under ``if __name__ == "__main__":``.
@@ -90,7 +91,7 @@ def ingest_raster(
     plan = plan_chips(
         scenes, chip=chip, stride=stride, edge=edge, min_valid=min_valid, split=split, split_block=split_block,
         seed=seed, classes=classes, compression=compression, batch_bytes=batch_bytes, cache_bytes=cache_bytes,
-        tasks=max(16, 4 * max(1, workers)), command=command, stats=stats,
+        tasks=max(16, 4 * max(1, workers)), command=command, stats=stats, class_counts=class_counts,
     )
     finals = output_paths(out, plan)
     if plan.splits != [""]:

@@ -11,7 +11,7 @@ rasterio = pytest.importorskip("rasterio")
 
 import rocksds  # noqa: E402
 from rocksds.raster import ingest_raster  # noqa: E402
-from rocksds.testing import write_synthetic_geotiff  # noqa: E402
+from rocksds.testing import DEMO_ORIGIN, write_synthetic_geotiff  # noqa: E402
 from rocksds.validation import validate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::rocksds.raster.RasterLayoutWarning")
@@ -94,3 +94,48 @@ def test_no_stats_when_asked(tmp_path) -> None:
     path = ingest_raster(tmp_path / "n.rds", [{"image": RGB}], chip=256, stats=False)["datasets"][""]
     with rocksds.open(path) as ds:
         assert ds.stats is None
+
+
+# ---------------------------------------------------------------------- per-chip content fields
+
+
+@pytest.fixture(scope="module")
+def masked_scene(tmp_path_factory):
+    d = tmp_path_factory.mktemp("masked")
+    image = write_synthetic_geotiff(str(d / "image.tif"), 230, 210, bands=2, dtype="uint16", seed=7,
+                                    nodata_corner=0.5)
+    mask = write_synthetic_geotiff(str(d / "mask.tif"), 230, 210, classes=5, seed=8, nodata=None)
+    return {"image": image, "mask": mask}
+
+
+@pytest.mark.parametrize("edge", ["shift", "pad"])
+def test_valid_fraction_and_class_counts_equal_brute_force(masked_scene, tmp_path, edge) -> None:
+    path = ingest_raster(tmp_path / "c.rds", [masked_scene], chip=64, edge=edge,
+                         classes=[f"c{i}" for i in range(5)])["datasets"][""]
+    with rasterio.open(masked_scene["image"]) as src:
+        image = src.read()
+    with rasterio.open(masked_scene["mask"]) as src:
+        mask = src.read(1)
+    with rocksds.open(path) as ds:
+        assert ds.schema.fields["valid"].dtype == "float32"
+        assert ds.schema.fields["mask_counts"].shape == (5,)
+        batch = ds.get_batch(range(len(ds)))
+    fractions = set()
+    for i in range(len(batch["valid"])):
+        _a, _b, c, _d, _e, f = batch["transform"][i]  # 10 m pixels from DEMO_ORIGIN
+        x0, y0 = int(round((c - DEMO_ORIGIN[0]) / 10.0)), int(round((DEMO_ORIGIN[1] - f) / 10.0))
+        window = image[:, y0:y0 + 64, x0:x0 + 64]
+        good = (window != 0).all(axis=0).sum()  # outside the raster counts as invalid
+        assert batch["valid"][i] == np.float32(good / 64**2)
+        labels = mask[y0:y0 + 64, x0:x0 + 64]
+        np.testing.assert_array_equal(batch["mask_counts"][i], np.bincount(labels.ravel(), minlength=5))
+        fractions.add(float(batch["valid"][i]))
+    assert len(fractions) > 2 and 1.0 in fractions  # some chips are partly nodata
+
+
+def test_class_counts_need_classes_for_wide_masks_and_a_mask_input(masked_scene, tmp_path) -> None:
+    with pytest.raises(rocksds.InvalidArgumentError, match="one integer band"):
+        ingest_raster(tmp_path / "x.rds", [masked_scene], chip=64, class_counts=["image"])
+    path = ingest_raster(tmp_path / "y.rds", [masked_scene], chip=64, class_counts=[])["datasets"][""]
+    with rocksds.open(path) as ds:
+        assert "mask_counts" not in ds.schema.fields and "valid" in ds.schema.fields
