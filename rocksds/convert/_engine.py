@@ -182,6 +182,10 @@ class Source(abc.ABC):
     def close(self) -> None:
         """Release files the source holds open."""
 
+    def metadata(self) -> dict[str, Any]:
+        """Metadata of the source kept in the output's attrs (user ``attrs`` win on a clash); none by default."""
+        return {}
+
 
 # ---------------------------------------------------------------------- digests
 
@@ -249,6 +253,7 @@ class OutputOptions(TypedDict, total=False):
     attrs: Mapping[str, Any]
     overwrite: bool
     progress: bool
+    stats: Any
 
 
 def convert_source(
@@ -297,7 +302,8 @@ def _convert(
     stats: Any = True,
 ) -> ConversionReport:
     check_target(out, overwrite=overwrite, hint="pass overwrite=True / --overwrite to replace a dataset")
-    schema = build_schema(source.fields(), compression=compression, field_compression=field_compression, attrs=attrs)
+    schema = build_schema(source.fields(), compression=compression, field_compression=field_compression,
+                          attrs={**source.metadata(), **(attrs or {})})
     n = len(source)
     names = list(schema.fields)
     fields = [schema.fields[k] for k in names]

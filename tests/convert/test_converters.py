@@ -390,3 +390,20 @@ def test_converters_store_band_statistics(tmp_path) -> None:
     from_npy_folder(str(folder), str(tmp_path / "bare.rds"), stats=False)
     with rocksds.open(tmp_path / "bare.rds") as ds:
         assert ds.stats is None
+
+
+def test_hdf5_file_and_dataset_attributes_are_kept(tmp_path) -> None:
+    src = tmp_path / "a.h5"
+    with h5py.File(src, "w") as f:
+        f.attrs["sensor"] = "Sentinel-2"
+        f.attrs["resolution_m"] = np.float32(10.0)
+        f.attrs["raw"] = np.void(b"\x00\x01")  # not representable in attrs: left out
+        d = f.create_dataset("image", data=np.zeros((3, 2, 4, 4), np.uint16))
+        d.attrs["bands"] = np.array([b"B4", b"B8"])
+        d.attrs["scale"] = 1e-4
+    from_hdf5(str(src), str(tmp_path / "out.rds"), attrs={"sensor": "S2A"})
+    with rocksds.open(tmp_path / "out.rds") as ds:
+        meta = ds.attrs["hdf5"]
+        assert meta["file"] == {"sensor": "Sentinel-2", "resolution_m": 10.0}
+        assert meta["fields"]["image"] == {"bands": ["B4", "B8"], "scale": 1e-4}
+        assert ds.attrs["sensor"] == "S2A"  # the user's attrs win

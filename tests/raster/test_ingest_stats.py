@@ -139,3 +139,38 @@ def test_class_counts_need_classes_for_wide_masks_and_a_mask_input(masked_scene,
     path = ingest_raster(tmp_path / "y.rds", [masked_scene], chip=64, class_counts=[])["datasets"][""]
     with rocksds.open(path) as ds:
         assert "mask_counts" not in ds.schema.fields and "valid" in ds.schema.fields
+
+
+def test_band_names_from_colour_interpretation_and_head_bands(rgb_builds, tmp_path, capsys) -> None:
+    pytest.importorskip("PIL")
+    from rocksds.cli import main
+
+    serial, _ = rgb_builds
+    with rocksds.open(serial) as ds:
+        assert ds.attrs["inputs"]["image"]["bands"] == ["red", "green", "blue"]
+        assert ds.attrs["inputs"]["image"]["nodata"] == 0
+    assert main(["head", serial, "-n", "1", "--png", str(tmp_path / "p"), "--bands", "blue,green,red"]) == 0
+    assert os.path.getsize(tmp_path / "p-0.png") > 0
+    assert main(["stats", serial]) == 0
+    out = capsys.readouterr().out
+    assert "red" in out and "blue" in out
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
+def test_readme_training_example_runs(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("torch")
+    pathlib = __import__("pathlib")
+    monkeypatch.chdir(tmp_path)
+    write_synthetic_geotiff("scene.tif", 600, 600, bands=3, seed=1, nodata_corner=0.3)
+    write_synthetic_geotiff("labels.tif", 600, 600, classes=4, seed=2, nodata=None)
+    ingest_raster("out", {"image": "scene.tif", "mask": "labels.tif"}, chip=64, split={"train": .8, "val": .2},
+                  split_block=256)
+    text = (pathlib.Path(__file__).parent.parent.parent / "README.md").read_text()
+    start = text.index("```python\n# train on out/train.rds") + len("```python\n")
+    code = text[start:text.index("```", start)]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    batch = next(iter(scope["loader"]))
+    assert batch["image"].dtype.is_floating_point and float(batch["image"].max()) <= 1.0
+    assert tuple(batch["image"].shape[1:]) == (3, 64, 64)
+    assert len(scope["aoi"]) > 0
