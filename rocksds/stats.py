@@ -56,8 +56,6 @@ _EXACT = {
 }
 #: Dtypes a field with statistics may have (order-less complex values have no min, max or percentile).
 STATS_DTYPES = frozenset(_EXACT) | {"int32", "int64", "uint32", "uint64", "float16", "float32", "float64"}
-#: Values one exact-sum chunk holds: 65535**2 * 2**31 < 2**63, so int64 sums of squares never overflow.
-_EXACT_CHUNK = 2**31
 
 
 @dataclass(frozen=True)
@@ -293,17 +291,18 @@ class FieldStats:
         if row.size == 0:
             return out
         out.count = int(row.size)
-        out.min, out.max = float(row.min()), float(row.max())
         if self.dtype in _EXACT:
-            total, squares = 0, 0
-            for i in range(0, row.size, _EXACT_CHUNK):
-                chunk = row[i : i + _EXACT_CHUNK].astype(np.int64)
-                total += int(chunk.sum())
-                squares += int(np.dot(chunk, chunk))
-            out.sum, out.sum_sq = total, squares
+            # One pass: the histogram; min, max and the exact sums follow from its bins.
+            keys = row if self.offset == 0 else row.astype(np.int64) - self.offset
+            out.hist = np.bincount(keys, minlength=self.nbins).astype(np.int64)
+            present = np.flatnonzero(out.hist)
+            out.min, out.max = float(present[0] + self.offset), float(present[-1] + self.offset)
+            values = present.astype(object) + self.offset  # Python ints: the sums never overflow
+            counts = out.hist[present].astype(object)
+            out.sum, out.sum_sq = int(np.dot(counts, values)), int(np.dot(counts, values * values))
             out._exact_moments()
-            out.hist = np.bincount(row.astype(np.int64) - self.offset, minlength=self.nbins).astype(np.int64)
         else:
+            out.min, out.max = float(row.min()), float(row.max())
             as64 = row.astype(np.float64)
             out.mean = float(as64.mean())
             out.m2 = float(np.square(as64 - out.mean).sum())

@@ -193,3 +193,31 @@ def test_recompute_a_dataset_without_stats(tmp_path, capsys) -> None:
     recompute(str(path), OPTIONS)
     with rocksds.open(path) as ds:
         _check_against_numpy(ds.stats, a["image"], a["dem"])
+
+
+def test_signed_bool_and_wide_integer_fields_equal_numpy(tmp_path) -> None:
+    rng = np.random.default_rng(12)
+    cols = {"i8": rng.integers(-128, 128, (9, 2, 5)).astype(np.int8),
+            "i16": rng.integers(-32768, 32768, (9, 5)).astype(np.int16),
+            "flag": rng.random((9, 7)) < 0.3,
+            "i64": rng.integers(-2**40, 2**40, (9, 3)).astype(np.int64)}
+    schema = Schema(fields={"i8": Field(dtype="int8", shape=(2, 5)), "i16": Field(dtype="int16", shape=(5,)),
+                            "flag": Field(dtype="bool", shape=(7,)), "i64": Field(dtype="int64", shape=(3,))})
+    with rocksds.create(tmp_path / "i.rds", schema, stats={"i8": {}, "i16": {"axis": None}, "flag": {"axis": None},
+                                                         "i64": {"axis": None}}) as w:
+        w.extend({k: v[:4] for k, v in cols.items()})
+        w.extend({k: v[4:] for k, v in cols.items()})
+    with rocksds.open(tmp_path / "i.rds") as ds:
+        st = ds.stats
+    for name, axis in (("i8", 0), ("i16", None), ("flag", None), ("i64", None)):
+        a = cols[name].astype(np.float64)
+        bands = _bands(a) if axis == 0 else a.reshape(1, -1)
+        fs = st[name]
+        np.testing.assert_array_equal(fs.min, bands.min(1))
+        np.testing.assert_array_equal(fs.max, bands.max(1))
+        np.testing.assert_allclose(fs.mean, bands.mean(1), rtol=1e-12)
+        np.testing.assert_allclose(fs.std, bands.std(1), rtol=1e-9)
+        if name != "i64":  # exact histograms: exact percentiles
+            np.testing.assert_array_equal(fs.percentile([5, 50, 95]),
+                                          np.percentile(bands, [5, 50, 95], axis=1, method="inverted_cdf").T)
+    assert st["i8"].histogram == "exact" and st["i8"].offset == -128 and st["i64"].histogram == "bfloat16"
