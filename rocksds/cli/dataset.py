@@ -107,8 +107,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     report = validate(args.path, deep=args.deep)
     failed = not (report.ok_strict if args.strict else report.ok)
+    geo = []
+    if (args.geo or args.against) and report.ok:
+        from ..tools.geocheck import check_geometry
+
+        geo = check_geometry(args.path, args.against or [])
+        failed = failed or bool(geo)
     if args.json:
-        print(json.dumps({**report.to_dict(), "strict": args.strict, "passed": not failed}, indent=2,
+        extra = {"geo": [g.to_dict() for g in geo]} if (args.geo or args.against) else {}
+        print(json.dumps({**report.to_dict(), **extra, "strict": args.strict, "passed": not failed}, indent=2,
                          ensure_ascii=False))
         return 1 if failed else 0
     verdict = "INVALID" if not report.ok else ("OK with warnings" if report.warnings else "OK")
@@ -119,6 +126,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"  {issue.severity:<7} {issue.code:<22} {issue.message}")
     for code, n in report.to_dict()["unlisted"].items():
         print(f"  ... and {n} more {code}")
+    if args.geo or args.against:
+        print(f"  geometry: {'OK' if not geo else f'{len(geo)} issues listed'}")
+        for g in geo:
+            print(f"  error   {g.code:<22} {g.message}")
     return 1 if failed else 0
 
 
@@ -152,4 +163,9 @@ def register(sub: Any) -> None:
                    help="also scan every other column family (default, metadata, unknown) with checksum verification")
     p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--geo", action="store_true",
+                   help="also check chip geometry: bounds vs transform, attrs, sources (raster-ingestion datasets)")
+    p.add_argument("--against", action="append", metavar="OTHER",
+                   help="with --geo: fail if a chip overlaps a chip of OTHER from the same scene (split leakage; "
+                        "repeatable)")
     p.set_defaults(handler=_cmd_validate)
