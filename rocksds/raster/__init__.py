@@ -58,6 +58,11 @@ blocks, not of chips). A chip belongs to the split of the blocks it touches;
 a chip touching blocks of two different splits is dropped, so no pixel is in
 two splits even with overlapping chips.
 
+Statistics: each dataset stores per-band statistics of every input (count,
+min, max, mean, std, histogram and so percentiles; nodata left out; SPEC.md
+2.1), read back as ``ds.stats``. Each task accumulates its own and the build
+merges them in task order, so serial and parallel builds store the same bytes.
+
 Filtering: with ``min_valid > 0`` a chip is kept only when at least that
 fraction of its pixels is valid in every band of every input. Validity comes
 from the rasters' nodata values, internal masks or alpha bands (GDAL's
