@@ -49,6 +49,9 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(ROOT, "vectors")
 WRITE_CASES = os.path.join(ROOT, "write_cases")
 WRITER = {"name": "rocksds-conformance-generator", "version": "1"}
+#: The version of the vectors written before 1.2: they stay byte for byte what they were, and every
+#: 1.x reader reads them; vectors of rules added since name their version.
+BASE_VERSION = "1.1"
 _KEEP = re.compile(r"^(CURRENT|MANIFEST-\d+|\d+\.sst)$")
 
 Puts = list[tuple[str, bytes, bytes]]
@@ -64,7 +67,7 @@ def fdoc(name: str, dtype: str, shape: list[Optional[int]] = (), compression: st
     return entry
 
 
-def document(fields: list[dict], attrs: Optional[dict] = None, version: str = spec.FORMAT_VERSION, **extra: Any) -> dict:
+def document(fields: list[dict], attrs: Optional[dict] = None, version: str = BASE_VERSION, **extra: Any) -> dict:
     """A schema document (SPEC.md, "Schema document"); ``extra`` adds or overrides top-level keys."""
     doc = {
         "format": spec.FORMAT_NAME,
@@ -364,6 +367,7 @@ def _valid_vectors() -> list[Vector]:
                      warnings=["unknown-writer-feature"]))
 
     out += _clarification_vectors()
+    out += _stats_vectors()
 
     rng = _rng("uncommitted-records")
     doc = document([fdoc("a", "int32", [2]), fdoc("b", "str")])
@@ -412,6 +416,81 @@ def _clarification_vectors() -> list[Vector]:
                      "codec recorded in the tables is what a reader decodes", doc,
                      [{"values": np.full(16, i, np.float32), "label": f"sample {i}"} for i in range(4)],
                      tables={"values": "snappy"}, warnings=["compression-mismatch"]))
+    return out
+
+
+def band_stats_doc(values: np.ndarray, exact: bool, offset: int = 0) -> dict:
+    """One band map of SPEC.md 2.1 for ``values`` (already without nodata), straight from the definitions."""
+    n = int(values.size)
+    if exact:
+        ints = [int(v) for v in values.ravel()]
+        total, squares = sum(ints), sum(v * v for v in ints)
+        from fractions import Fraction
+        mean = float(Fraction(total, n))
+        m2 = float(Fraction(squares) - Fraction(total * total, n))
+        keys = [v - offset for v in ints]
+    else:
+        as64 = values.astype(np.float64)
+        mean = float(as64.mean())
+        m2 = float(((as64 - mean) ** 2).sum())
+        keys = []
+        for v in values.astype(np.float32).ravel():
+            c = int(v.view(np.uint32)) >> 16
+            keys.append(0xFFFF - c if c & 0x8000 else c + 0x8000)
+    bins = sorted(set(keys))
+    doc = {"count": n, "min": float(values.min()), "max": float(values.max()), "mean": mean, "m2": m2,
+           "bins": bins, "counts": [keys.count(b) for b in bins]}
+    if exact:
+        doc["sum"], doc["sum_sq"] = str(total), str(squares)
+    return doc
+
+
+def _stats_record(count: int, image: np.ndarray, values: np.ndarray) -> bytes:
+    """The stats record of the ``stats`` vectors: uint8 ``image`` (n, 3, 2, 2) with nodata 0, float32 ``values`` (n, 2)."""
+    bands = []
+    for b in range(image.shape[1]):
+        band = image[:, b].ravel()
+        bands.append(band_stats_doc(band[band != 0], exact=True))
+    vbands = []
+    for b in range(values.shape[1]):
+        col = values[:, b]
+        vbands.append(band_stats_doc(col[np.isfinite(col)], exact=False))
+    doc = {"version": 1, "count": count, "fields": {
+        "image": {"dtype": "uint8", "axis": 0, "nodata": 0, "histogram": "exact", "offset": 0, "bands": bands},
+        "values": {"dtype": "float32", "axis": 0, "nodata": None, "histogram": "bfloat16", "offset": 0,
+                   "bands": vbands},
+    }}
+    return msgpack.packb(doc, use_bin_type=True)
+
+
+def _stats_samples() -> tuple[dict, list[dict]]:
+    rng = _rng("stats")
+    doc = document([fdoc("image", "uint8", [3, 2, 2], "lz4"), fdoc("values", "float32", [2]), fdoc("name", "str")],
+                   version="1.2")
+    samples = []
+    for i in range(4):
+        values = rng.normal(0, 100, 2).astype(np.float32)
+        if i == 1:
+            values[0] = np.nan  # left out, like nodata
+        samples.append({"image": rng.integers(0, 4, (3, 2, 2), dtype=np.uint8), "values": values, "name": f"chip {i}"})
+    return doc, samples
+
+
+def _stacked(samples: list[dict], name: str) -> np.ndarray:
+    return np.stack([s[name] for s in samples])
+
+
+def _stats_vectors() -> list[Vector]:
+    """Valid vectors of the optional ``stats`` record (SPEC.md 2.1, since 1.2)."""
+    doc, samples = _stats_samples()
+    record = _stats_record(4, _stacked(samples, "image"), _stacked(samples, "values"))
+    out = [valid("stats", "version 1.2 with a stats record: exact (uint8, nodata 0) and bfloat16 (float32, a NaN "
+                 "left out) histograms; readers of samples ignore it", doc, samples,
+                 extra=[(spec.META_CF, spec.STATS_KEY, record)])]
+    stale = _stats_record(3, _stacked(samples[:3], "image"), _stacked(samples[:3], "values"))
+    out.append(valid("stale-stats", "the stats record covers 3 of 4 samples (a writer that does not maintain it "
+                     "appended): still readable, the validator warns", doc, samples,
+                     extra=[(spec.META_CF, spec.STATS_KEY, stale)], warnings=["stale-stats"]))
     return out
 
 
@@ -499,6 +578,7 @@ def _invalid_vectors() -> list[Vector]:
                        _cfs(doc), good + [("a", b"junk", b"\x00" * 8)],
                        errors=["foreign-key"], reader_error=None))
     out += _clarification_invalid_vectors()
+    out += _stats_invalid_vectors()
     return out
 
 
@@ -514,6 +594,16 @@ def _schema_vector(name: str, description: str, doc: Any, records: Puts, cfs: di
     return invalid(name, description, {spec.META_CF: "none", **cfs},
                    [(spec.META_CF, spec.SCHEMA_KEY, data), (spec.META_CF, spec.COUNT_KEY, encode_count(2))] + records,
                    errors=errors, reader_error=reader_error)
+
+
+def _stats_invalid_vectors() -> list[Vector]:
+    """A stats record that disagrees with the schema: the validator reports it, readers of samples need not notice."""
+    doc, samples = _stats_samples()
+    image = _stacked(samples, "image")[:, :2]  # statistics of 2 bands, the field has 3
+    record = _stats_record(4, image, _stacked(samples, "values"))
+    puts = meta_puts(doc, 4) + encode_records(doc, samples) + [(spec.META_CF, spec.STATS_KEY, record)]
+    return [invalid("stats-wrong-bands", "the stats record gives 2 bands for a field of 3 (SPEC.md 2.1)",
+                    _cfs(doc), puts, errors=["malformed-stats"], reader_error=None)]
 
 
 def _clarification_invalid_vectors() -> list[Vector]:

@@ -25,7 +25,8 @@ from .errors import NotADatasetError
 from .keys import encode_key, encode_keys
 from .records import RecordCodec, Value
 from .schema import Schema
-from .spec import META_CF
+from .spec import META_CF, STATS_KEY
+from .stats import DatasetStats
 
 __all__ = ["Dataset", "DEFAULT_CACHE_GB", "MAX_CACHE_GB", "default_cache_bytes", "fork_generation"]
 
@@ -170,6 +171,7 @@ class Dataset:
         self._options = {"fields": _field_names(fields), "cache_gb": cache_gb, "bloom_bits": _bloom_bits(bloom_bits)}
         self._storage: Optional[Storage] = None
         self._closed = False
+        self._columns: Any = None  # selection.ColumnCache, made by the first select()
         self._open()
 
     # ------------------------------------------------------------------ lifetime
@@ -181,6 +183,7 @@ class Dataset:
             storage, schema = self._open_snapshot()
             try:
                 self._count = read_count(storage)
+                self._stats_record = storage.get(META_CF, STATS_KEY)
                 lagging = self._lagging_field(storage, schema, self._count)
                 if lagging is not None and storage.snapshot_outdated():
                     # A writer committed between the MANIFEST copy and the log replay (see
@@ -334,6 +337,25 @@ class Dataset:
         return self.schema.attrs
 
     @property
+    def stats(self) -> Optional[DatasetStats]:
+        """Per-band statistics the writer stored (SPEC.md 2.1), or None if it stored none.
+
+        Read from the snapshot this handle opened and decoded on each access.
+        ``stats.count`` is the number of samples they cover: less than
+        ``len(ds)`` when a writer that does not maintain them appended since
+        (``rocksds stats PATH --recompute`` updates them).
+
+        Raises:
+            CorruptionError: the record breaks SPEC.md 2.1 (the samples stay readable).
+        """
+        if self._stats_record is None:
+            return None
+        try:
+            return DatasetStats.from_bytes(self._stats_record, self.full_schema.fields)
+        except CorruptionError as e:
+            raise CorruptionError(f"{self.path}: {e} (run `rocksds stats {self.path} --recompute`)") from None
+
+    @property
     def field_names(self) -> tuple[str, ...]:
         """Names of the fields this handle reads (``schema.fields`` maps them to their :class:`Field`)."""
         return self.schema.names
@@ -436,6 +458,50 @@ class Dataset:
                 value = dest
             batch[codec.name] = value
         return batch
+
+    def read_column(self, name: str, start: int, stop: int) -> Union[np.ndarray, list[Value]]:
+        """Samples ``start .. stop-1`` of one field only (one MultiGet), as :meth:`get_batch` returns them."""
+        for codec, cf in self._codecs:
+            if codec.name == name:
+                break
+        else:
+            raise InvalidArgumentError(f"this handle does not read field {name!r} ({list(self.field_names)})")
+        if not 0 <= start <= stop <= self._count:
+            raise IndexOutOfRangeError(f"range {start}..{stop} out of range for dataset of {self._count} samples")
+        keys = encode_keys(range(start, stop))
+        records = self._live().multi_get(cf, keys)  # type: ignore[arg-type]
+        if None in records:
+            raise CorruptionError(f"{self.path}: field {name!r} has no record for key {keys[records.index(None)].hex()}")
+        return codec.decode_batch(records)  # type: ignore[arg-type]
+
+    def select(self, *, bbox: Optional[Sequence[float]] = None, crs: Any = None, within: bool = False,
+               source: Any = None, where: Optional[Mapping[str, Any]] = None) -> np.ndarray:
+        """Sorted indices (int64) of the samples meeting every condition given, without reading other fields.
+
+        The first selection reads the fields it needs (``bounds``, ``source``,
+        the ``where`` fields: small fixed-shape fields only) in one scan and
+        keeps them on this handle; later ones read nothing. Use the result with
+        ``torch.utils.data.Subset(dataset, idx)`` or ``SubsetRandomSampler(idx)``.
+
+        Args:
+            bbox: ``(left, bottom, right, top)``: chips whose ``bounds`` overlap it
+                (touching is not overlapping), or lie inside it with ``within=True``.
+            crs: the CRS of ``bbox`` (``"EPSG:4326"``, WKT, ...) when it is not the
+                dataset's ``attrs["crs"]``; needs pyproj.
+            source: scene index, input path (matched against ``attrs["sources"]``), or a list of them.
+            where: field name -> condition: ``(op, value)`` with op one of
+                ``== != < <= > >=``, a value (equality), or a function of the
+                column (an array with a leading sample axis) returning one bool per sample.
+
+        Raises:
+            InvalidArgumentError: an unknown or large field, a malformed condition.
+            DependencyNotFoundError: ``crs`` differs from the dataset's and pyproj is missing.
+        """
+        from .selection import ColumnCache, select
+
+        if self._columns is None:
+            self._columns = ColumnCache()
+        return select(self, self._columns, bbox=bbox, crs=crs, within=within, source=source, where=where)
 
     def _check_out(self, out: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
         given = dict(out)

@@ -18,6 +18,9 @@ __all__ = [
     "DEFAULT_CF",
     "SCHEMA_KEY",
     "COUNT_KEY",
+    "STATS_KEY",
+    "STATS_VERSION",
+    "MAX_STATS_BYTES",
     "KEY_BYTES",
     "VAR_DIM_BYTES",
     "NUMERIC_DTYPES",
@@ -48,7 +51,7 @@ __all__ = [
 
 FORMAT_NAME: Final = "rocksds"
 FORMAT_MAJOR: Final = 1
-FORMAT_MINOR: Final = 1
+FORMAT_MINOR: Final = 2
 FORMAT_VERSION: Final = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 #: Column family holding the metadata records.
@@ -58,6 +61,12 @@ DEFAULT_CF: Final = "default"
 #: Keys inside ``META_CF``.
 SCHEMA_KEY: Final = b"schema"
 COUNT_KEY: Final = b"count"
+#: Optional key inside ``META_CF`` (since 1.2): per-band statistics, a msgpack map (SPEC.md 2.1).
+STATS_KEY: Final = b"stats"
+#: The ``version`` of the stats record layout this library reads and writes.
+STATS_VERSION: Final = 1
+#: Readers refuse a stats record larger than this before decoding it.
+MAX_STATS_BYTES: Final = 64 * 2**20
 
 #: A sample's key is its index as this many big-endian bytes; so is ``count``.
 KEY_BYTES: Final = 8

@@ -27,11 +27,12 @@ from typing import Any, Literal, Optional
 from . import spec
 from ._storage import Storage, list_column_families
 from ._tables import CODEC_NAMES, read_table_footer, table_properties
-from .errors import RocksdsError, SchemaError
+from .errors import CorruptionError, RocksdsError, SchemaError
 from .keys import decode_count, encode_key
 from .records import RecordCodec
 from ._document import field_entry, is_writer_map, parse_version
 from .schema import Field, Schema, decode_document
+from .stats import DatasetStats
 
 __all__ = ["validate", "Issue", "Report", "CODES", "ERROR", "WARNING"]
 
@@ -72,6 +73,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "uncommitted-record": (WARNING, "a record at or beyond count (left by an interrupted ingest; dropped on next append)"),
     "extra-column-family": (WARNING, "a column family that no field of the schema names"),
     "extra-record": (WARNING, "a record in the 'default' column family, where the format stores nothing"),
+    "malformed-stats": (ERROR, "the 'stats' record breaks its layout (SPEC.md 2.1) or names fields, dtypes or bands "
+                        "the schema does not have"),
+    "stale-stats": (WARNING, "the 'stats' record covers fewer or more samples than count (a writer that does not "
+                    "maintain statistics appended; `rocksds stats --recompute` updates them)"),
 }
 
 #: How many issues of one (code, field) are listed before the rest are only counted.
@@ -210,6 +215,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
     try:
         fields, claimed = _check_schema(report, meta)
         count = _check_count(report, meta)
+        _check_stats(report, meta, fields, count, claimed is not None)
         if deep:
             _scan_metadata(report, meta)
     finally:
@@ -423,6 +429,24 @@ def _check_count(report: Report, meta: Storage) -> Optional[int]:
     except ValueError as e:
         report.add("bad-count", f"the count record ({raw[:16].hex()}) is malformed: {e}")
         return None
+
+
+def _check_stats(report: Report, meta: Storage, fields: dict[str, Field], count: Optional[int], schema_ok: bool) -> None:
+    """The optional ``stats`` record (SPEC.md 2.1): its layout, its fields against the schema, its count."""
+    try:
+        raw = meta.get(spec.META_CF, spec.STATS_KEY)
+    except RocksdsError as e:
+        report.add("corrupt-block", f"cannot read the stats record: {e}")
+        return
+    if raw is None or not schema_ok:
+        return
+    try:
+        stats = DatasetStats.from_bytes(raw, fields)
+    except CorruptionError as e:
+        report.add("malformed-stats", str(e))
+        return
+    if count is not None and stats.count != count:
+        report.add("stale-stats", f"the stats record covers {stats.count} samples, count is {count}")
 
 
 def _scan_metadata(report: Report, meta: Storage) -> None:

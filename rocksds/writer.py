@@ -7,6 +7,7 @@ reader never sees ``count`` ahead of the records (SPEC.md, "Commits").
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,12 +19,13 @@ from ._paths import building
 from ._version import __version__
 from ._metadata import as_path, check_is_dataset, metadata_puts, probe_schema, read_count
 from ._storage import CFConfig, SstFiles, Storage, rocksdb_version
-from .errors import ArgumentTypeError, ClosedError, InvalidArgumentError, SampleError
+from .errors import ArgumentTypeError, ClosedError, CorruptionError, InvalidArgumentError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import RecordCodec
 from .schema import Field, Schema
-from .spec import KNOWN_WRITER_FEATURES, META_CF
+from .spec import KNOWN_WRITER_FEATURES, META_CF, STATS_KEY
+from .stats import DatasetStats, stats_options
 
 __all__ = ["Writer", "create", "open_writer", "table_config", "field_tables"]
 
@@ -105,6 +107,10 @@ class Writer:
             Commits stay atomic in every mode: ingested records lie beyond
             ``count`` until the WriteBatch that raises it, and records beyond
             ``count`` left by a crash are deleted at the next open for append.
+        stats: the statistics this writer keeps up to date (SPEC.md 2.1), or
+            None. :func:`create` and :func:`open_writer` pass them; every
+            commit then decodes its records of those fields once more, merges
+            their statistics and writes the record with the new ``count``.
     """
 
     def __init__(
@@ -117,8 +123,10 @@ class Writer:
         wal: bool = True,
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
         bulk: Optional[bool] = None,
+        stats: Optional[DatasetStats] = None,
     ) -> None:
         _check_commit_bytes(commit_bytes)
+        self._stats = stats
         self._storage: Optional[Storage] = storage
         self.schema = schema
         self.path = storage.path
@@ -148,6 +156,11 @@ class Writer:
     @property
     def attrs(self) -> dict[str, Any]:
         return self.schema.attrs
+
+    @property
+    def stats(self) -> Optional[DatasetStats]:
+        """A copy of the statistics of the committed samples, if this writer maintains them."""
+        return None if self._stats is None else copy.deepcopy(self._stats)
 
     def _live(self) -> Storage:
         if self._storage is None:
@@ -256,6 +269,9 @@ class Writer:
                 if j not in tabled:
                     puts.extend((cf, k, rec[j]) for k, rec in zip(keys, pending))  # type: ignore[misc]
             puts.extend(metadata_puts(None, self._count + n))
+            if self._stats is not None:
+                merged = self._merged_stats(self._pending_stats(pending))
+                puts.append((META_CF, STATS_KEY, merged.to_bytes()))
             everything_tabled = self._bulk is True
             storage.write(puts, sync=self._sync or everything_tabled, wal=self._wal or everything_tabled)
         except BaseException:
@@ -265,6 +281,8 @@ class Writer:
             self._unflushed = True
         if tabled:
             self._merge_small_tables(storage, keys[0], pending, tabled)
+        if self._stats is not None:
+            self._stats = merged
         self._count += n
         self._pending = []
         self._pending_bytes = 0
@@ -288,6 +306,22 @@ class Writer:
                 self._ingested.pop(j, None)
             else:
                 self._ingested[j] = (files, size, start)
+    def _pending_stats(self, pending: list[list[bytes]]) -> DatasetStats:
+        """Statistics of the pending samples, from their encoded records (what is written is what is counted)."""
+        assert self._stats is not None
+        out = self._stats.fresh()
+        columns = {}
+        for j, (codec, _cf) in enumerate(self._codecs):
+            if codec.name in out.fields:
+                columns[codec.name] = codec.decode_batch([rec[j] for rec in pending])
+        out.add(columns, len(pending))
+        return out
+
+    def _merged_stats(self, more: DatasetStats) -> DatasetStats:
+        assert self._stats is not None
+        merged = copy.deepcopy(self._stats)
+        merged.merge(more)
+        return merged
 
     def _tabled_columns(self, pending: list[list[bytes]]) -> set[int]:
         """Indices of the fields this commit writes as table files (see ``bulk``)."""
@@ -321,7 +355,7 @@ class Writer:
                 if os.path.exists(p):  # ingest moved it unless something failed
                     os.remove(p)
 
-    def ingest_tables(self, tables: Mapping[str, list[str]], n: int) -> None:
+    def ingest_tables(self, tables: Mapping[str, list[str]], n: int, stats: Optional[DatasetStats] = None) -> None:
         """Bulk-append ``n`` samples from sorted SST files, then commit the new count.
 
         ``tables`` maps each field name to SST files (built with
@@ -331,8 +365,16 @@ class Writer:
         one IngestExternalFile call and ``count`` is written last (synced), so
         a crash leaves the old count and, at worst, records beyond it, which
         :func:`open_writer` deletes at the next open for append.
+
+        A writer that maintains statistics needs ``stats``, those of the ``n``
+        samples (accumulated by whoever built the files); they are merged and
+        written with the new ``count``.
         """
         storage = self._live()
+        if (stats is None) != (self._stats is None):
+            raise InvalidArgumentError(
+                "ingest_tables needs the statistics of the ingested samples exactly when the writer maintains them"
+            )
         if self._pending:
             raise InvalidArgumentError("commit or discard pending samples before ingesting tables")
         if n < 0 or set(tables) - set(self.schema.fields):
@@ -348,8 +390,30 @@ class Writer:
         for name, f in self.schema.fields.items():
             assert f.column_family is not None
             storage.ingest(f.column_family, list(tables[name]))
-        storage.write(metadata_puts(None, self._count + n), sync=True)
+        puts = metadata_puts(None, self._count + n)
+        if stats is not None:
+            merged = self._merged_stats(stats)
+            puts.append((META_CF, STATS_KEY, merged.to_bytes()))
+        storage.write(puts, sync=True)
+        if stats is not None:
+            self._stats = merged
         self._count += n
+
+    def set_stats(self, stats: DatasetStats) -> None:
+        """Commit, then replace the statistics record by ``stats`` (which must cover every committed sample).
+
+        This writer maintains them from then on. What ``rocksds stats --recompute`` uses.
+        """
+        storage = self._live()
+        self.commit()
+        if not isinstance(stats, DatasetStats) or stats.count != self._count:
+            raise InvalidArgumentError(f"set_stats needs DatasetStats of all {self._count} committed samples")
+        DatasetStats.from_bytes(stats.to_bytes(), self.schema.fields)  # refuse statistics that disagree with the schema
+        # Written like a commit (same log settings), so it never reaches disk ahead of the count it covers.
+        storage.write([(META_CF, STATS_KEY, stats.to_bytes())], sync=self._sync, wal=self._wal)
+        if not self._wal:
+            self._unflushed = True
+        self._stats = copy.deepcopy(stats)
 
     def flush(self) -> None:
         """Commit, then write every column family's memtable to table files."""
@@ -393,6 +457,7 @@ def create(
     wal: bool = True,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
     bulk: Optional[bool] = None,
+    stats: Any = False,
 ) -> Writer:
     """Create an empty dataset at ``path`` and return a :class:`Writer` for it.
 
@@ -405,19 +470,28 @@ def create(
         schema: the dataset's :class:`Schema`.
         overwrite: replace an existing rocksds dataset (never anything else).
         sync, wal, commit_bytes, bulk: see :class:`Writer`.
+        stats: keep per-band statistics (SPEC.md 2.1) of every numeric field
+            (``True``), of the fields listed, or per a dict of field name ->
+            ``{"axis": int | None, "nodata": number | None}``. Every commit
+            then updates them in the same atomic write as ``count``; appends
+            through :func:`open_writer` keep doing so. Default ``False``.
     """
     if not isinstance(schema, Schema):
         raise ArgumentTypeError(f"schema must be a rocksds.Schema, got {type(schema).__name__}")
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     configs = _cf_configs(schema)
+    empty_stats = DatasetStats.empty(schema, stats_options(schema, stats)) if stats is not False else None
     with building([path], "creating", overwrite=overwrite) as (tmp,):
         storage = Storage.open_writable(tmp, configs, create=True)
         try:
             stamped = schema.model_copy(
                 update={"writer": {"name": "rocksds", "version": __version__, "rocksdb": rocksdb_version(tmp)}}
             )
-            storage.write(metadata_puts(stamped, 0), sync=True)
+            puts = metadata_puts(stamped, 0)
+            if empty_stats is not None:
+                puts.append((META_CF, STATS_KEY, empty_stats.to_bytes()))
+            storage.write(puts, sync=True)
         finally:
             storage.close()
     return open_writer(path, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
@@ -436,7 +510,9 @@ def open_writer(
 
     Records left beyond ``count`` by an interrupted bulk ingest or flush are
     deleted first, and so are table files a killed ``bulk=True`` commit left
-    behind without ingesting them.
+    behind without ingesting them. Statistics (SPEC.md 2.1) that cover every
+    committed sample are kept up to date; stale or malformed ones are left as
+    they are (``rocksds stats PATH --recompute`` rebuilds them).
 
     A damaged write-ahead log makes the open fail with ``CorruptionError``
     (``rocksds validate`` says how many samples precede the damage).
@@ -473,7 +549,20 @@ def open_writer(
             assert f.column_family is not None
             if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
                 storage.delete_range(f.column_family, encode_key(count), stop)
-        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk)
+        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk,
+                      stats=_current_stats(storage, schema, count))
     except BaseException:
         storage.close()
         raise
+
+
+def _current_stats(storage: Storage, schema: Schema, count: int) -> Optional[DatasetStats]:
+    """The stored statistics if they are well formed and cover all ``count`` samples, else None."""
+    raw = storage.get(META_CF, STATS_KEY)
+    if raw is None:
+        return None
+    try:
+        stats = DatasetStats.from_bytes(raw, schema.fields)
+    except CorruptionError:
+        return None
+    return stats if stats.count == count else None

@@ -27,7 +27,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 #: Each group's ``register(subparsers)``, in the order ``rocksds --help`` lists them.
 COMMANDS: tuple[Callable[[Any], None], ...] = (
-    dataset.register,  # info, head (show), report, validate
+    dataset.register,  # info, head (show), report, stats, validate
     convert.register,  # convert {hdf5,npy,torch,legacy}
     raster.register,  # ingest-raster
     demo.register,  # demo

@@ -97,6 +97,7 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
         "attrs": _attrs(args.attrs),
         "overwrite": args.overwrite,
         "progress": not args.quiet,
+        "stats": not args.no_stats,
     }
 
 
@@ -140,6 +141,8 @@ def register(sub: Any) -> None:
     common.add_argument("--attrs", metavar="JSON", help="user metadata: a JSON object, or @file.json")
     common.add_argument("--overwrite", action="store_true", help="replace an existing rocksds dataset at OUT")
     common.add_argument("-q", "--quiet", action="store_true", help="print only errors (no progress bar, warnings or summary)")
+    common.add_argument("--no-stats", action="store_true",
+                        help="do not store per-band statistics of the numeric fields (`rocksds stats OUT`)")
     common.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("convert", help="convert HDF5, .npy/.npz folders, torch datasets or the legacy layout",

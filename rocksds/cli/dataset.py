@@ -1,7 +1,8 @@
-"""``rocksds info``, ``head``, ``report`` and ``validate``: the commands that look at one dataset.
+"""``rocksds info``, ``head``, ``report``, ``stats`` and ``validate``: the commands that look at one dataset.
 
 Parsing and printing only: each handler calls :func:`rocksds.tools.info.info`,
-:func:`rocksds.open` with :mod:`rocksds.tools.preview`, :func:`rocksds.tools.report.write_report`
+:func:`rocksds.open` with :mod:`rocksds.tools.preview`, :mod:`rocksds.tools.stats`,
+:func:`rocksds.tools.report.write_report`
 or :func:`rocksds.validate`.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import open as open_dataset
 from ..tools.info import info, readable_json
+from ..tools.stats import recompute, summary
 from ..validation import validate
 
 __all__ = ["register"]
@@ -86,11 +88,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if args.recompute:
+        recompute(args.path)
+    report = summary(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    if not report["stored"]:
+        print(f"{args.path}: no statistics stored ({report['count']} samples); `rocksds stats {args.path} "
+              "--recompute` computes them")
+        return 0
+    stale = f", STALE: they cover {report['stats_count']} (run with --recompute)" if report["stale"] else ""
+    print(f"{args.path}: statistics of {report['stats_count']} of {report['count']} samples{stale}")
+
+    def num(v: Any) -> str:
+        return "-" if v is None else f"{v:.6g}"
+
+    for name, f in report["fields"].items():
+        nodata = "" if f["nodata"] is None else f", nodata {f['nodata']:g}"
+        print(f"  {name} ({f['dtype']}{nodata}):")
+        print(f"    {'band':<12} {'count':>12} {'min':>10} {'max':>10} {'mean':>10} {'std':>10} {'p2':>10} {'p98':>10}")
+        for b in f["bands"]:
+            print(f"    {b['name']:<12} {b['count']:>12} " + " ".join(
+                f"{num(b[k]):>10}" for k in ("min", "max", "mean", "std", "p2", "p98")))
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     report = validate(args.path, deep=args.deep)
     failed = not (report.ok_strict if args.strict else report.ok)
+    geo = []
+    if (args.geo or args.against) and report.ok:
+        from ..tools.geocheck import check_geometry
+
+        geo = check_geometry(args.path, args.against or [])
+        failed = failed or bool(geo)
     if args.json:
-        print(json.dumps({**report.to_dict(), "strict": args.strict, "passed": not failed}, indent=2,
+        extra = {"geo": [g.to_dict() for g in geo]} if (args.geo or args.against) else {}
+        print(json.dumps({**report.to_dict(), **extra, "strict": args.strict, "passed": not failed}, indent=2,
                          ensure_ascii=False))
         return 1 if failed else 0
     verdict = "INVALID" if not report.ok else ("OK with warnings" if report.warnings else "OK")
@@ -101,11 +137,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"  {issue.severity:<7} {issue.code:<22} {issue.message}")
     for code, n in report.to_dict()["unlisted"].items():
         print(f"  ... and {n} more {code}")
+    if args.geo or args.against:
+        print(f"  geometry: {'OK' if not geo else f'{len(geo)} issues listed'}")
+        for g in geo:
+            print(f"  error   {g.code:<22} {g.message}")
     return 1 if failed else 0
 
 
 def register(sub: Any) -> None:
-    """Add ``info``, ``head`` and ``validate`` to the ``rocksds`` command's subparsers."""
+    """Add ``info``, ``head``, ``report``, ``stats`` and ``validate`` to the ``rocksds`` command's subparsers."""
     p = sub.add_parser("info", help="schema, count, sizes and attrs of a dataset")
     p.add_argument("path", help="the rocksds dataset directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -131,10 +171,22 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(handler=_cmd_report)
 
+    p = sub.add_parser("stats", help="per-band statistics stored with a dataset (count, min, max, mean, std, p2, p98)")
+    p.add_argument("path", help="the rocksds dataset directory")
+    p.add_argument("--recompute", action="store_true",
+                   help="recompute them from the records and store them (takes the writer lock)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_stats)
+
     p = sub.add_parser("validate", help="check a dataset against the format; exit 1 on any violation")
     p.add_argument("path", help="the dataset directory to check (never written to)")
     p.add_argument("--deep", action="store_true",
                    help="also scan every other column family (default, metadata, unknown) with checksum verification")
     p.add_argument("--strict", action="store_true", help="fail on warnings too (e.g. uncommitted-record)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--geo", action="store_true",
+                   help="also check chip geometry: bounds vs transform, attrs, sources (raster-ingestion datasets)")
+    p.add_argument("--against", action="append", metavar="OTHER",
+                   help="with --geo: fail if a chip overlaps a chip of OTHER from the same scene (split leakage; "
+                        "repeatable)")
     p.set_defaults(handler=_cmd_validate)

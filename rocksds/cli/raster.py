@@ -74,7 +74,8 @@ def _cmd_ingest_raster(args: argparse.Namespace) -> int:
             classes=args.classes.split(",") if args.classes else None, compression=args.compression,
             workers=args.workers, scheduler=scheduler, staging_dir=args.staging_dir,
             batch_bytes=int(args.batch_mb * 2**20), cache_bytes=int(args.cache_mb * 2**20),
-            overwrite=args.overwrite, progress=bar, command=_command(args),
+            overwrite=args.overwrite, progress=bar, command=_command(args), stats=not args.no_stats,
+            class_counts=None if args.class_counts is None else [n for n in args.class_counts.split(",") if n],
         )
     finally:
         if bar is not None:
@@ -117,6 +118,11 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split-block shuffle (default 0)")
     p.add_argument("--classes", help="comma-separated class names for attrs['classes']")
     p.add_argument("--compression", help="compression of the raster fields (default: none for floating point, lz4 otherwise)")
+    p.add_argument("--class-counts", metavar="NAME,...",
+                   help="mask inputs whose per-class pixel counts become a NAME_counts field (default: inputs "
+                        "named mask/label/labels with one integer band; '' for none)")
+    p.add_argument("--no-stats", action="store_true",
+                   help="do not store per-band statistics of the inputs (`rocksds stats OUT` shows them)")
     p.add_argument("--workers", type=int, default=1, help="processes; > 1 builds in parallel via SST files")
     p.add_argument("--scheduler", help="run the tasks on Dask: dask://host:port (needs rocksds[dask])")
     p.add_argument("--staging-dir", help="spool/SST directory (shared storage with --scheduler)")

@@ -41,6 +41,7 @@ from ..errors import InvalidArgumentError, SampleError, SchemaError
 from ..errors import CorruptionError, VerificationError
 from ..reader import open_dataset
 from ..schema import Field, Schema, dtype_name
+from ..stats import STATS_DTYPES
 from ..writer import create
 
 __all__ = [
@@ -181,6 +182,10 @@ class Source(abc.ABC):
     def close(self) -> None:
         """Release files the source holds open."""
 
+    def metadata(self) -> dict[str, Any]:
+        """Metadata of the source kept in the output's attrs (user ``attrs`` win on a clash); none by default."""
+        return {}
+
 
 # ---------------------------------------------------------------------- digests
 
@@ -248,6 +253,7 @@ class OutputOptions(TypedDict, total=False):
     attrs: Mapping[str, Any]
     overwrite: bool
     progress: bool
+    stats: Any
 
 
 def convert_source(
@@ -259,6 +265,7 @@ def convert_source(
     attrs: Optional[Mapping[str, Any]] = None,
     overwrite: bool = False,
     progress: bool = False,
+    stats: Any = True,
 ) -> ConversionReport:
     """Write ``source`` to a new dataset at ``out``, verify it, and report (see module docstring).
 
@@ -271,13 +278,15 @@ def convert_source(
         attrs: user metadata stored in the schema.
         overwrite: replace an existing rocksds dataset at ``out``.
         progress: show a tqdm progress bar.
+        stats: per-band statistics to store (SPEC.md 2.1), as ``rocksds.create(..., stats=...)``:
+            ``True`` (default) for every numeric field, ``False`` for none.
 
     Raises:
         DatasetExistsError: ``out`` exists and ``overwrite`` is false.
         VerificationError: the data read back differs from the source (nothing is left at ``out``).
     """
     try:
-        return _convert(source, os.fspath(out), compression, field_compression, attrs, overwrite, progress)
+        return _convert(source, os.fspath(out), compression, field_compression, attrs, overwrite, progress, stats)
     finally:
         source.close()
 
@@ -290,9 +299,11 @@ def _convert(
     attrs: Optional[Mapping[str, Any]],
     overwrite: bool,
     progress: bool,
+    stats: Any = True,
 ) -> ConversionReport:
     check_target(out, overwrite=overwrite, hint="pass overwrite=True / --overwrite to replace a dataset")
-    schema = build_schema(source.fields(), compression=compression, field_compression=field_compression, attrs=attrs)
+    schema = build_schema(source.fields(), compression=compression, field_compression=field_compression,
+                          attrs={**source.metadata(), **(attrs or {})})
     n = len(source)
     names = list(schema.fields)
     fields = [schema.fields[k] for k in names]
@@ -303,7 +314,9 @@ def _convert(
                   hint="pass overwrite=True / --overwrite to replace a dataset") as (tmp,):
         bar = ProgressBar(f"convert {source.format}", "sample", n, enabled=progress)
         count = 0
-        with create(tmp, schema, wal=False) as writer:  # a crash leaves only the hidden tmp dir
+        if stats is True and not any(f.dtype in STATS_DTYPES for f in fields):
+            stats = False
+        with create(tmp, schema, wal=False, stats=stats) as writer:  # a crash leaves only the hidden tmp dir
             for sample in source.samples():
                 if count >= n:
                     raise SampleError(f"{source.describe()} yields more samples than its length {n}")

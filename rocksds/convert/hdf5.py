@@ -101,6 +101,14 @@ class HDF5Source(Source):
     def describe(self) -> str:
         return f"hdf5 {self.path}"
 
+    def metadata(self) -> dict[str, Any]:
+        """``{"hdf5": {"file": attrs of the file, "fields": {field: attrs of its dataset}}}`` (nothing when
+        there are none), values that attrs can hold only (numbers, strings, lists of them; bytes decoded as
+        UTF-8); others are left out."""
+        fields = {name: kept for name, d in self._columns.items() if (kept := _plain_attrs(d.attrs))}
+        file_attrs = _plain_attrs(self._file.attrs)
+        return {"hdf5": {"file": file_attrs, "fields": fields}} if file_attrs or fields else {}
+
     def fields(self) -> dict[str, Field]:
         return dict(self._fields)
 
@@ -153,3 +161,38 @@ def from_hdf5(
             (see :func:`rocksds.convert.convert_source`).
     """
     return convert_source(HDF5Source(path, fields), out, **options)
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute value as attrs can hold it, or ``_SKIP``."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return _SKIP
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf" and value.size <= 4096:
+            return value.tolist()
+        if value.dtype.kind in "SUO" and value.size <= 4096:
+            items = [_plain(v) for v in value.ravel().tolist()]
+            return _SKIP if any(i is _SKIP for i in items) else items
+        return _SKIP
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        if isinstance(value, float) and not np.isfinite(value):
+            return str(value)
+        return value
+    return _SKIP
+
+
+_SKIP = object()
+
+
+def _plain_attrs(attrs: Any) -> dict[str, Any]:
+    out = {}
+    for key in attrs:
+        value = _plain(attrs[key])
+        if value is not _SKIP:
+            out[str(key)] = value
+    return out

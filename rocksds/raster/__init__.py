@@ -23,6 +23,12 @@ What a sample holds (keys follow TorchGeo):
 - ``bounds``: float64 ``[left, bottom, right, top]`` (rasterio's order) in the CRS;
 - ``transform``: float64 ``[a, b, c, d, e, f]``, the chip's affine pixel->CRS transform;
 - ``source``: int32 index into ``attrs["sources"]``.
+- ``valid``: float32, the fraction of the chip's pixels valid in every band of every input
+  (padding is invalid), so chips can be chosen at read time (``ds.select``), not only dropped
+  at build time (``min_valid``);
+- ``<mask>_counts``: uint32 ``(classes,)``, the pixels of each class in the chip, for mask inputs
+  (one integer band, named ``mask``/``label``/``labels`` or listed in ``class_counts``): what a
+  class-balanced sampler weighs chips by.
 
 What is constant per dataset goes into ``attrs``: ``crs`` (WKT, or
 ``"EPSG:n"`` when it has an EPSG code), the chip geometry, ``sources``,
@@ -57,6 +63,11 @@ two splits even with overlapping chips.
 A split that no chip can reach is refused before any pixel is read, and a
 dataset that ends up empty raises :class:`~rocksds.errors.EmptyOutputError`
 (nothing is written); the report's ``dropped`` line says what went and why.
+
+Statistics: each dataset stores per-band statistics of every input (count,
+min, max, mean, std, histogram and so percentiles; nodata left out; SPEC.md
+2.1), read back as ``ds.stats``. Each task accumulates its own and the build
+merges them in task order, so serial and parallel builds store the same bytes.
 
 Filtering: by default a chip without a single valid pixel is dropped
 (``min_valid=0`` keeps every chip); with ``min_valid > 0`` a chip is kept only when at least that

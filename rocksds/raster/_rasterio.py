@@ -52,6 +52,20 @@ def _crs_string(crs: Any) -> str:
     return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
 
 
+#: Colour interpretations that name a band (GDAL's ``undefined``, ``palette`` and the like do not).
+_NAMED_COLOURS = frozenset({"gray", "red", "green", "blue", "alpha", "hue", "saturation", "lightness", "cyan",
+                            "magenta", "yellow", "black", "Y", "Cb", "Cr"})
+
+
+def _band_names(src: Any) -> list[Optional[str]]:
+    """Each band's description, else its colour interpretation when that names it (RGB.byte: red, green, blue)."""
+    out: list[Optional[str]] = []
+    for desc, colour in zip(src.descriptions, src.colorinterp):
+        name = getattr(colour, "name", None)
+        out.append(desc or (name if name in _NAMED_COLOURS else None))
+    return out
+
+
 def inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
     """One raster's :class:`InputInfo` and its grid (``crs``, ``transform``, ``width``, ``height``); reads no pixels."""
     rasterio = _rasterio()
@@ -76,7 +90,7 @@ def inspect(path: str) -> tuple[InputInfo, dict[str, Any]]:
             bands=src.count,
             dtype=src.dtypes[0],
             nodata=None if src.nodata is None else float(src.nodata),
-            descriptions=list(src.descriptions),
+            descriptions=_band_names(src),
             scales=[float(x) for x in src.scales],
             offsets=[float(x) for x in src.offsets],
             mask_kind=kind,

@@ -40,7 +40,6 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
     rows, cols = plan.grid(task.source)
     blocks = plan.block_splits(task.source)
     c = plan.chip
-    need_mask = plan.min_valid_pixels > 0
     names = list(src.inputs)
     px_bytes = sum(i.bands * np.dtype(i.dtype).itemsize for i in src.inputs.values())
     bh, bw = src.inputs[names[0]].block_shape
@@ -53,7 +52,7 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
             for ci0, ci1, xlo, xhi in window_groups(cols, c, bw, src.width, col_cap):
                 datas, valid = {}, None
                 for n in names:
-                    d, v = reader.read(n, ylo, yhi, xlo, xhi, need_mask)
+                    d, v = reader.read(n, ylo, yhi, xlo, xhi, True)  # every chip records its valid fraction
                     datas[n] = d
                     if v is not None:
                         valid = v if valid is None else (valid & v)
@@ -64,7 +63,7 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
                         if k < 0:
                             stats.straddling += 1
                             continue
-                        sample = _cut(plan, src, datas, valid, ylo, xlo, y, x, need_mask)
+                        sample = _cut(plan, src, datas, valid, ylo, xlo, y, x)
                         if sample is None:
                             stats.invalid += 1
                             continue
@@ -77,18 +76,18 @@ def iter_task(plan: ChipPlan, task: Task, stats: Optional[TaskStats] = None) -> 
 
 def _cut(
     plan: ChipPlan, src: SourceInfo, datas: dict[str, np.ndarray], valid: Optional[np.ndarray],
-    ylo: int, xlo: int, y: int, x: int, need_mask: bool,
+    ylo: int, xlo: int, y: int, x: int,
 ) -> Optional[dict[str, Any]]:
-    """The chip at (y, x) from arrays read at (ylo, xlo), padded where it leaves the raster; None if too invalid."""
+    """The chip at (y, x) from arrays read at (ylo, xlo), padded where it leaves the raster, with its content
+    fields (``valid`` fraction, per-class counts of mask inputs); None if too invalid."""
     c = plan.chip
     h = min(c, src.height - y)
     w = min(c, src.width - x)
     sy, sx = y - ylo, x - xlo
-    if need_mask:
-        n_valid = h * w if valid is None else int(valid[sy : sy + h, sx : sx + w].sum())
-        if n_valid < plan.min_valid_pixels:
-            return None
-    out: dict[str, Any] = {}
+    n_valid = h * w if valid is None else int(valid[sy : sy + h, sx : sx + w].sum())
+    if n_valid < plan.min_valid_pixels:
+        return None
+    out: dict[str, Any] = {"valid": np.float32(n_valid / (c * c))}
     for n, d in datas.items():
         part = d[:, sy : sy + h, sx : sx + w]
         if h == c and w == c:
@@ -98,4 +97,15 @@ def _cut(
             full = np.full((d.shape[0], c, c), 0 if nd is None else nd, dtype=d.dtype)
             full[:, :h, :w] = part
             out[n] = full
+    for n, n_classes in plan.class_counts.items():
+        out[f"{n}_counts"] = _class_pixels(datas[n][0, sy : sy + h, sx : sx + w], src.inputs[n].nodata, n_classes)
     return out
+
+
+def _class_pixels(mask: np.ndarray, nodata: Optional[float], n_classes: int) -> np.ndarray:
+    """Pixels of each class ``0 .. n_classes-1`` in one chip's mask (nodata and other values not counted)."""
+    values = mask.ravel().astype(np.int64)
+    keep = (values >= 0) & (values < n_classes)
+    if nodata is not None:
+        keep &= values != nodata
+    return np.bincount(values[keep], minlength=n_classes).astype(np.uint32)

@@ -64,6 +64,8 @@ def ingest_raster(
     overwrite: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
     command: Optional[str] = None,
+    stats: bool = True,
+    class_counts: Optional[Sequence[str]] = None,
 ) -> dict[str, Any]:
     """Chip rasters into one dataset (or one per split) and return a report.
 
@@ -81,8 +83,10 @@ def ingest_raster(
         workers, scheduler, staging_dir: parallel build (see :func:`rocksds.raster.parallel.build`).
         progress: called as ``progress(rows, total_rows)`` with the chip rows of each finished task.
         overwrite: replace existing datasets at the output paths.
-        Others: see :func:`plan_chips` (by default chips without a single valid pixel are dropped and
-            the split block is derived from the scene size).
+        stats: store per-band statistics of every input with each dataset (SPEC.md 2.1; nodata left out;
+            ``ds.stats``); the serial and parallel builds store the same numbers.
+        Others (``class_counts`` too): see :func:`plan_chips` (by default chips without a single valid
+            pixel are dropped and the split block is derived from the scene size).
 
     Raises:
         EmptyOutputError: a dataset (or split) would hold no samples; the message says how many chips were
@@ -108,7 +112,7 @@ def ingest_raster(
     plan = plan_chips(
         scenes, chip=chip, stride=stride, edge=edge, min_valid=min_valid, split=split, split_block=split_block,
         seed=seed, classes=classes, compression=compression, batch_bytes=batch_bytes, cache_bytes=cache_bytes,
-        tasks=max(16, 4 * max(1, workers)), command=command,
+        tasks=max(16, 4 * max(1, workers)), command=command, stats=stats, class_counts=class_counts,
     )
     finals = output_paths(out, plan)
     made_dir = plan.splits != [""] and not os.path.exists(out)

@@ -54,14 +54,16 @@ from .._optional import require
 from ..errors import InvalidArgumentError, RocksdsError
 from ..keys import encode_key
 from ..records import RecordCodec
+from ..stats import DatasetStats
 from ..writer import create, field_tables
+from .bandstats import TaskBandStats, merge_tasks
 from .chips import TaskStats, iter_task
 from .plan import ChipPlan, geometric_counts, split_schema
 
 __all__ = ["build", "dask_client", "plan_fingerprint", "WorkerLostError"]
 
 _LEN = struct.Struct("<I")
-_MARKER_VERSION = 1
+_MARKER_VERSION = 2
 
 
 class WorkerLostError(RocksdsError, RuntimeError):
@@ -91,6 +93,7 @@ def plan_fingerprint(plan: ChipPlan) -> str:
         "geometry": [plan.chip, plan.stride, plan.edge, plan.min_valid_pixels, plan.split_block, plan.seed],
         "splits": [plan.splits, plan.fractions],
         "tasks": [[t.index, t.source, t.row0, t.row1] for t in plan.tasks],
+        "stats": plan.stats,
         "marker": _MARKER_VERSION,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
@@ -171,8 +174,11 @@ def _chip_task(plan: ChipPlan, task_index: int, staging: str, offsets: Optional[
     files: dict[int, Any] = {}
     tables: dict[int, _Tables] = {}
     stats = TaskStats([0] * len(plan.splits))
+    bands = TaskBandStats(plan) if plan.stats is not None else None
     try:
         for k, sample in iter_task(plan, task, stats):
+            if bands is not None:
+                bands.add(k, sample)
             records = [codec.encode(sample[codec.name]) for codec in codecs]
             if offsets is not None:
                 sink = tables.get(k)
@@ -193,7 +199,8 @@ def _chip_task(plan: ChipPlan, task_index: int, staging: str, offsets: Optional[
         os.replace(_spool(staging, task.index, k) + ".tmp", _spool(staging, task.index, k))
     for sink in tables.values():
         sink.close()
-    doc = {"kept": stats.kept, "grid": stats.grid, "invalid": stats.invalid, "straddling": stats.straddling}
+    doc = {"kept": stats.kept, "grid": stats.grid, "invalid": stats.invalid, "straddling": stats.straddling,
+           "bands": None if bands is None else bands.documents()}
     _write_json(_chip_marker(staging, task.index), doc)
     return doc
 
@@ -413,9 +420,13 @@ def _build_staged(plan: ChipPlan, paths: Sequence[str], staging: str, *, runner:
     # Step 3: one ingest per split (count last).
     names = list(plan.schema.fields)
     for k, path in enumerate(paths):
-        with create(path, split_schema(plan, k), wal=False) as w:
-            w.ingest_tables({name: [_sst(staging, t, k, name) for t, _ in layout[k]] for name in names}, offsets[k])
+        stats = None
+        if plan.stats is not None:
+            stats = merge_tasks(plan, k, [DatasetStats.from_document(docs[t.index]["bands"][k]) for t in plan.tasks])
+        with create(path, split_schema(plan, k), wal=False, stats=plan.stats or False) as w:
+            w.ingest_tables({name: [_sst(staging, t, k, name) for t, _ in layout[k]] for name in names}, offsets[k],
+                            stats=stats)
     timings["ingest"] = time.perf_counter() - clock
     if not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
-    return [TaskStats(**docs[t.index]) for t in plan.tasks]
+    return [TaskStats(**{k: v for k, v in docs[t.index].items() if k != "bands"}) for t in plan.tasks]

@@ -37,7 +37,11 @@ __all__ = [
 ]
 
 #: Sample fields every chip has besides its inputs.
-META_FIELDS = ("bounds", "transform", "source")
+META_FIELDS = ("bounds", "transform", "source", "valid")
+#: Inputs of these names with one integer band are masks: their chips get per-class pixel counts by default.
+MASK_NAMES = ("mask", "label", "labels")
+#: Classes counted per chip of an 8-bit mask without ``classes``: every value.
+_BYTE_CLASSES = 256
 DEFAULT_BATCH_BYTES = 32 * 2**20
 DEFAULT_CACHE_BYTES = 64 * 2**20
 
@@ -96,6 +100,11 @@ class ChipPlan:
     cache_bytes: int
     schema: Schema
     tasks: list[Task] = field(default_factory=list)
+    #: Band statistics kept per input (``create(..., stats=...)`` options: band axis 0, the input's
+    #: nodata), or None when the build keeps none.
+    stats: Optional[dict[str, dict[str, Any]]] = None
+    #: Mask input -> number of classes counted per chip into the ``<input>_counts`` field.
+    class_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def input_names(self) -> list[str]:
@@ -183,6 +192,8 @@ def plan_chips(
     cache_bytes: int = DEFAULT_CACHE_BYTES,
     tasks: int = 16,
     command: Optional[str] = None,
+    stats: bool = True,
+    class_counts: Optional[Sequence[str]] = None,
 ) -> ChipPlan:
     """Inspect the sources (metadata only) and decide the chips, splits, schema and tasks.
 
@@ -202,6 +213,11 @@ def plan_chips(
         tasks: about how many tasks (units of parallel work, bands of chip rows) to cut the work into;
             a task never spans two scenes, so each scene is at least one task.
         command: recorded in ``attrs["command"]``.
+        stats: keep per-band statistics of every input (SPEC.md 2.1; nodata left out).
+        class_counts: mask inputs (one integer band) whose chips get a ``<input>_counts`` field, the
+            pixels of each class ``0 .. C-1`` (``C = len(classes)``, or 256 for 8-bit masks without
+            ``classes``; nodata and other values are not counted). Default: inputs named ``mask``,
+            ``label`` or ``labels`` that have one integer band.
 
     Raises:
         GridMismatchError: inputs of a scene differ in CRS, transform or shape, or scenes differ in CRS.
@@ -278,6 +294,7 @@ def plan_chips(
         split_block = auto_split_block(infos, chip, stride, fractions)
 
     first = infos[0].inputs
+    counted = _class_counts(first, class_counts, classes)
     fields = {
         name: Field(dtype=_dtype_name(info.dtype), shape=(info.bands, chip, chip), compression=compression)
         for name, info in first.items()
@@ -285,6 +302,9 @@ def plan_chips(
     fields["bounds"] = Field(dtype="float64", shape=(4,))
     fields["transform"] = Field(dtype="float64", shape=(6,))
     fields["source"] = Field(dtype="int32", shape=())
+    fields["valid"] = Field(dtype="float32", shape=())
+    for name, n_classes in counted.items():
+        fields[f"{name}_counts"] = Field(dtype="uint32", shape=(n_classes,))
     attrs: dict[str, Any] = {
         "crs": crs0,
         "chip": chip,
@@ -313,6 +333,8 @@ def plan_chips(
         min_valid_pixels=min_valid_pixels, splits=splits,
         fractions=fractions, split_block=split_block, seed=int(seed), batch_bytes=int(batch_bytes),
         cache_bytes=int(cache_bytes), schema=schema,
+        stats={name: {"axis": 0, "nodata": info.nodata} for name, info in first.items()} if stats else None,
+        class_counts=counted,
     )
     rows_per_source = [chip_count(s.height, chip, stride, edge) for s in infos]
     per = max(1, -(-sum(rows_per_source) // max(1, tasks)))
@@ -354,6 +376,30 @@ def _check_splits_reachable(plan: ChipPlan) -> None:
             f"split blocks of {plan.split_block} px (chip {plan.chip}); pass a smaller split_block / --split-block "
             f"(at least {2 * plan.chip}), or no split"
         )
+def _class_counts(inputs: Mapping[str, InputInfo], names: Optional[Sequence[str]],
+                  classes: Optional[Sequence[str]]) -> dict[str, int]:
+    """Mask input -> classes to count per chip (see ``class_counts`` of :func:`plan_chips`)."""
+    def is_mask(info: InputInfo) -> bool:
+        return info.bands == 1 and np.dtype(info.dtype).kind in "iu"
+
+    if names is None:
+        chosen = [n for n, info in inputs.items() if n in MASK_NAMES and is_mask(info)]
+    else:
+        chosen = list(names)
+    out = {}
+    for name in chosen:
+        info = inputs.get(name)
+        if info is None or not is_mask(info):
+            raise InvalidArgumentError(f"class_counts names {name!r}, which is not an input with one integer band")
+        if f"{name}_counts" in inputs:
+            raise InvalidArgumentError(f"input {name}_counts clashes with the class counts of input {name!r}")
+        if classes is not None:
+            out[name] = len(classes)
+        elif np.dtype(info.dtype).itemsize == 1:
+            out[name] = _BYTE_CLASSES
+        else:
+            raise InvalidArgumentError(f"counting the classes of {info.dtype} mask {name!r} needs classes=[...]")
+    return out
 
 
 def split_schema(plan: ChipPlan, split_index: int) -> Schema:

@@ -161,6 +161,17 @@ def render(
     return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)
 
 
+def field_attrs(attrs: Optional[Mapping[str, Any]], field: str) -> dict[str, Any]:
+    """``attrs`` with ``bands`` set to the band names of ``field`` that raster ingestion keeps in
+    ``attrs["inputs"][field]["bands"]``, unless ``attrs["bands"]`` already names them."""
+    out = dict(attrs or {})
+    inputs = out.get("inputs")
+    names = inputs.get(field, {}).get("bands") if isinstance(inputs, dict) and isinstance(inputs.get(field), dict) else None
+    if "bands" not in out and isinstance(names, list):
+        out["bands"] = names
+    return out
+
+
 def save_png(
     sample: Union[Mapping[str, Any], np.ndarray],
     path: Union[str, "os.PathLike[str]"],
@@ -193,7 +204,7 @@ def save_png(
         value = sample[field]
     else:
         value = sample
-    image = render(value, bands=bands, attrs=attrs, kind=kind, name=field, stretch=stretch)
+    image = render(value, bands=bands, attrs=field_attrs(attrs, field), kind=kind, name=field, stretch=stretch)
     Image = require("PIL.Image", "pillow", what="saving PNGs")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))

@@ -114,6 +114,12 @@ loader with 0 and 2 workers, resumed in a new process. A loaded state applies to
 moves to another; call ``load_state_dict`` before the DataLoader starts its
 workers.
 
+Normalisation and class balance from what the store keeps (no pass over the data)::
+
+    ds = RocksDataset("train.rds", transform=Normalize("train.rds", mode="percentile"))
+    sampler = ClassBalancedSampler("train.rds", "mask_counts", seed=0)   # weights from per-chip class counts
+    loader = DataLoader(ds, batch_size=64, sampler=sampler, num_workers=4, collate_fn=collate)
+
 Timing the batch path against per-sample reads: ``RocksDataset(...,
 use_getitems=False)`` hides ``__getitems__`` so the DataLoader falls back to
 one ``__getitem__`` call per sample (use ``default_collate`` there).
@@ -128,6 +134,7 @@ require("torch", "rocksds[torch]", what="rocksds.torch")
 from ._batch import Batch, collate, stack_samples
 from ._map import RocksDataset
 from ._stream import ResumableSampler, RocksIterableDataset
+from ._sampler import ClassBalancedSampler, Normalize, class_balanced_weights
 from ._loader import shuffled_loader
 from ._tensors import is_iterable_dataset, tensor_to_numpy
 
@@ -135,6 +142,9 @@ __all__ = [
     "RocksDataset",
     "RocksIterableDataset",
     "ResumableSampler",
+    "Normalize",
+    "ClassBalancedSampler",
+    "class_balanced_weights",
     "Batch",
     "collate",
     "stack_samples",

@@ -112,7 +112,7 @@ class RocksIterableDataset(_IterDataset):
         self.uneven = uneven
         self.cache_gb = cache_gb
         self._explicit_rank = rank is not None
-        self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else _dist_rank()  # type: ignore[arg-type]
+        self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else dist_rank()  # type: ignore[arg-type]
         self._handle = Handle(self.path, self.field_names, cache_gb)
         # Shared with worker processes (fork or spawn, persistent or not): [0] the epoch,
         # [1] 1 once a worker has started iterating it, [2] that DataLoader's num_workers.
@@ -133,7 +133,7 @@ class RocksIterableDataset(_IterDataset):
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise InvalidArgumentError(f"epoch must be an integer >= 0, got {epoch!r}")
         if not self._explicit_rank:
-            self.rank, self.world_size = _dist_rank()
+            self.rank, self.world_size = dist_rank()
         self._shared[0] = int(epoch)
         self._shared[1] = 0
         self._progress = None
@@ -304,7 +304,7 @@ class RocksIterableDataset(_IterDataset):
         if not isinstance(state, Mapping) or state.get("version") != STATE_VERSION:
             raise InvalidArgumentError(f"not a RocksIterableDataset state (version {STATE_VERSION}): {state!r}")
         if not self._explicit_rank:
-            self.rank, self.world_size = _dist_rank()
+            self.rank, self.world_size = dist_rank()
         _check_config(state, self._config())
         if ("consumed" in state) == ("worker" in state):
             raise InvalidArgumentError("state must hold either 'consumed' or 'worker'")
@@ -357,7 +357,7 @@ class ResumableSampler(_Sampler[int]):
         if uneven not in UNEVEN_MODES:
             raise InvalidArgumentError(f"uneven must be one of {UNEVEN_MODES}, got {uneven!r}")
         self.n, self.shuffle, self.seed, self.uneven = int(n), bool(shuffle), int(seed), uneven
-        self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else _dist_rank()  # type: ignore[arg-type]
+        self.rank, self.world_size = (int(rank), int(world_size)) if rank is not None else dist_rank()  # type: ignore[arg-type]
         if not 0 <= self.rank < self.world_size:
             raise InvalidArgumentError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
         self.epoch = 0
@@ -442,7 +442,7 @@ def _check_config(state: Mapping[str, Any], mine: Mapping[str, Any]) -> None:
             )
 
 
-def _dist_rank() -> tuple[int, int]:
+def dist_rank() -> tuple[int, int]:
     """(rank, world_size) from torch.distributed when initialized, else (0, 1)."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():

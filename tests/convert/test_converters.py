@@ -369,3 +369,41 @@ def test_invalid_source_names_suggest_renaming(tmp_path):
     with pytest.raises(rocksds.SchemaError, match="--field SRC=NAME"):
         from_torch_dataset(ds, tmp_path / "out.rds")
     assert from_torch_dataset(ds, tmp_path / "out.rds", fields={"2d": "xy"}).fields["xy"]["shape"] == [2]
+
+
+def test_converters_store_band_statistics(tmp_path) -> None:
+    """A converted dataset carries per-band statistics of its numeric fields, equal to numpy's."""
+    from rocksds.convert import from_npy_folder
+
+    rng = np.random.default_rng(11)
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    arrays = [rng.integers(0, 200, (2, 5, 5)).astype(np.uint8) for _ in range(6)]
+    for i, a in enumerate(arrays):
+        np.save(folder / f"{i}.npy", a)
+    from_npy_folder(str(folder), str(tmp_path / "out.rds"))
+    with rocksds.open(tmp_path / "out.rds") as ds:
+        fs = ds.stats["data"]
+    stacked = np.moveaxis(np.stack(arrays), 1, 0).reshape(2, -1)
+    np.testing.assert_array_equal(fs.count, [stacked.shape[1]] * 2)
+    np.testing.assert_array_equal(fs.mean, stacked.mean(axis=1))
+    from_npy_folder(str(folder), str(tmp_path / "bare.rds"), stats=False)
+    with rocksds.open(tmp_path / "bare.rds") as ds:
+        assert ds.stats is None
+
+
+def test_hdf5_file_and_dataset_attributes_are_kept(tmp_path) -> None:
+    src = tmp_path / "a.h5"
+    with h5py.File(src, "w") as f:
+        f.attrs["sensor"] = "Sentinel-2"
+        f.attrs["resolution_m"] = np.float32(10.0)
+        f.attrs["raw"] = np.void(b"\x00\x01")  # not representable in attrs: left out
+        d = f.create_dataset("image", data=np.zeros((3, 2, 4, 4), np.uint16))
+        d.attrs["bands"] = np.array([b"B4", b"B8"])
+        d.attrs["scale"] = 1e-4
+    from_hdf5(str(src), str(tmp_path / "out.rds"), attrs={"sensor": "S2A"})
+    with rocksds.open(tmp_path / "out.rds") as ds:
+        meta = ds.attrs["hdf5"]
+        assert meta["file"] == {"sensor": "Sentinel-2", "resolution_m": 10.0}
+        assert meta["fields"]["image"] == {"bands": ["B4", "B8"], "scale": 1e-4}
+        assert ds.attrs["sensor"] == "S2A"  # the user's attrs win

@@ -204,6 +204,13 @@ def _no_metadata(path: str) -> None:
 
 
 #: code -> how to break a good dataset so that exactly this code is reported.
+def _no_samples_stats() -> bytes:
+    """A well-formed stats record of field ``a`` that covers no samples (the dataset has N)."""
+    from rocksds.stats import DatasetStats, stats_options
+
+    return DatasetStats.empty(_schema(), stats_options(_schema(), ["a"])).to_bytes()
+
+
 BREAKERS: dict[str, Callable[[str], None]] = {
     "not-a-database": _not_a_database,
     "unreadable": _remove_sst,
@@ -233,6 +240,8 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "uncommitted-record": lambda p: _put(p, "a", encode_key(N), b"\x00" * 8),
     "extra-column-family": _extra_cf,
     "extra-record": lambda p: _put(p, "default", b"stray", b"x"),
+    "malformed-stats": lambda p: _put(p, META_CF, spec.STATS_KEY, b"\xc1"),  # a byte msgpack never uses
+    "stale-stats": lambda p: _put(p, META_CF, spec.STATS_KEY, _no_samples_stats()),
 }
 
 

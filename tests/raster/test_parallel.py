@@ -166,7 +166,8 @@ def test_ingest_tables_refuses_incomplete_tables(scenes, tmp_path):
         with pytest.raises(rocksds.InvalidArgumentError):
             w.ingest_tables({"nope": []}, 1)
         w.append({"image": np.zeros((4, 64, 64), np.uint16), "mask": np.zeros((1, 64, 64), np.uint8),
-                  "bounds": np.zeros(4), "transform": np.zeros(6), "source": 0})
+                  "bounds": np.zeros(4), "transform": np.zeros(6), "source": 0, "valid": 1.0,
+                  "mask_counts": np.zeros(256, np.uint32)})
         with pytest.raises(rocksds.InvalidArgumentError, match="pending"):
             w.ingest_tables({}, 1)
         w.discard()
