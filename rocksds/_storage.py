@@ -375,14 +375,18 @@ class Storage:
         return get_row
 
     def point_getter(self, cf: str) -> "Callable[[bytes], Optional[bytes]]":
-        """A function returning one key's value in ``cf`` (``None`` if absent): a loop's hot path."""
-        get = self._cfs[cf].get
+        """A function returning one key's value in ``cf`` (``None`` if absent): a loop's hot path.
+
+        Like :meth:`row_getter`, it reaches the column family through a list that close() empties.
+        """
+        gets = [self._cfs[cf].get]
+        self._getters.append(gets)
         opts = self._read_opts
         error = self._error
 
         def get_one(key: bytes) -> Optional[bytes]:
             try:
-                return get(key, None, opts)
+                return gets[0](key, None, opts)
             except Exception as e:
                 raise error(e) from None
 

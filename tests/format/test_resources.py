@@ -188,3 +188,28 @@ def test_running_out_of_descriptors_is_a_rocksds_error_that_says_what_to_do(tmp_
     out = _open_under_limit(path, 128)
     assert out[0].startswith("refused") and "file descriptors" in out[0] and "ulimit -n" in out[0], out
     assert out[1].startswith("invalid"), out
+
+
+def test_closed_handles_of_large_records_hold_no_descriptors(tmp_path: Path) -> None:
+    # Records above the MultiGet threshold are batch-read through per-field point getters.
+    import numpy as np
+
+    from rocksds.reader import MULTIGET_MAX_RECORD_BYTES
+
+    path = tmp_path / "big.rds"
+    image = np.zeros((8, 4, 32, 32), np.float32)
+    assert image[0].nbytes > MULTIGET_MAX_RECORD_BYTES
+    with rocksds.create(path, rocksds.Schema(fields={"image": rocksds.Field(dtype="float32", shape=(4, 32, 32))})) as w:
+        w.extend({"image": image})
+    with rocksds.open(path) as ds:
+        ds.get_batch([0, 1])
+    before = _fds()
+    handles = []
+    for _ in range(30):
+        ds = rocksds.open(path)
+        ds.get_batch([1, 2])
+        handles.append(ds)
+    assert _fds() > before + 30
+    for ds in handles:
+        ds.close()
+    assert _fds() <= before + 2
