@@ -20,8 +20,9 @@ tensors of the field's dtype, ``bytes`` and ``str`` values stay Python
 objects. :class:`RocksDataset` implements ``__getitems__``, so the DataLoader
 fetches each batch with one RocksDB MultiGet per field, already stacked. With
 ``collate_fn=rocksds.torch.collate`` that stacked batch is used as is (no
-per-sample work at all); the stock ``default_collate`` also works and gives
-the same tensors, at the cost of splitting and re-stacking. Variable-shape,
+per-sample work at all); the stock ``default_collate`` does the same (the
+batch's row type is registered in PyTorch's ``default_collate_fn_map``), so
+a plain DataLoader never splits and re-stacks a batch. Variable-shape,
 ``bytes`` and ``str`` fields come back as lists from :func:`collate` (the
 stock collate cannot stack tensors of different shapes).
 

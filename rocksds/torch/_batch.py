@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
+from torch.utils.data._utils import collate as _torch_collate
 
 from ..errors import InvalidArgumentError
 
@@ -178,13 +179,35 @@ class Batch(Sequence):
                     "batch_transform keep the batch axis"
                 )
         names = list(self.stacked)
-        return [dict(zip(names, row)) for row in zip(*columns)] if columns else [{} for _ in range(n)]
+        return [_Row(zip(names, row)) for row in zip(*columns)] if columns else [_Row() for _ in range(n)]
 
 
-#: Set in a worker once :func:`collate` has sent a :class:`Batch`: from then on RocksDataset reads
-#: batches straight into shared memory. Until then (and for good with the stock ``default_collate``,
-#: which stacks the samples into shared memory of its own) batches stay in ordinary memory, so no
-#: batch is ever held in shared memory twice.
+class _Row(dict):
+    """One sample of a :class:`Batch`: views into its stacked tensors.
+
+    Its type is registered in PyTorch's ``default_collate_fn_map`` (the extension
+    point ``default_collate`` documents), so the stock ``default_collate`` handed a
+    whole :class:`Batch` returns the batch as it was read, as :func:`collate` does,
+    instead of splitting it into samples and stacking them again (a full copy of
+    the batch, and in a worker a second one into shared memory).
+    """
+
+
+def _collate_rows(batch: Sequence[Mapping[str, Any]], *, collate_fn_map: Optional[dict] = None) -> Any:
+    """``default_collate`` for sequences of :class:`_Row`: a whole :class:`Batch` goes to :func:`collate`;
+    rows gathered any other way are collated as the plain dicts they are."""
+    if isinstance(batch, Batch):
+        return collate(batch)
+    return _torch_collate.collate([dict(row) for row in batch], collate_fn_map=collate_fn_map)
+
+
+_torch_collate.default_collate_fn_map[_Row] = _collate_rows
+
+
+#: Set in a worker once :func:`collate` (directly, or through the stock ``default_collate``) has sent
+#: a :class:`Batch`: from then on RocksDataset reads batches straight into shared memory. Until then
+#: (and for good with a ``collate_fn`` that rebuilds batches from samples, stacking them into shared
+#: memory of its own) batches stay in ordinary memory, so no batch is held in shared memory twice.
 _collate_takes_batches = False
 
 

@@ -127,8 +127,9 @@ class RocksDataset(_MapDataset):
         sends the block to the main process as is: each byte is copied once
         between RocksDB and the training loop. Empty outside workers, or when
         a per-sample ``transform`` rebuilds the batch anyway, or before
-        :func:`collate` has taken a batch in this worker (the stock
-        ``default_collate`` stacks into shared memory of its own).
+        :func:`collate` (or ``default_collate``, which hands it batches) has
+        taken a batch in this worker (a ``collate_fn`` that restacks samples
+        puts them in shared memory of its own).
         """
         if self.transform is not None or get_worker_info() is None or not collate_takes_batches():
             return {}

@@ -246,6 +246,30 @@ def test_workers_read_straight_into_shared_memory_once_collate_takes_batches(dat
     assert check_batch(sent, samples) == [3, 5]
 
 
+def test_stock_default_collate_takes_the_batch_as_read(data, monkeypatch):
+    from rocksds.torch import _batch
+
+    path, samples = data
+    ds = RocksDataset(path, fields=FIXED)
+    batch = ds.__getitems__([7, 3, 3])
+    stock = default_collate(batch)
+    assert all(stock[k].data_ptr() == batch.stacked[k].data_ptr() for k in FIXED)  # not stacked again
+    assert check_batch(stock, samples) == [7, 3, 3]
+    # Rows gathered by hand are still collated sample by sample.
+    rows = default_collate([batch[2], batch[0]])
+    assert rows["image"].data_ptr() != batch.stacked["image"].data_ptr()
+    assert check_batch(rows, samples) == [3, 7]
+    # In a worker, default_collate also switches reads straight into shared memory.
+    monkeypatch.setattr(_batch, "_collate_takes_batches", False)
+    fake_worker_info(monkeypatch, lambda: SimpleNamespace(id=0, num_workers=2))
+    default_collate(ds.__getitems__([1, 2]))
+    second = ds.__getitems__([4, 6])
+    assert second.stacked["image"].is_shared()
+    sent = default_collate(second)
+    assert all(sent[k].data_ptr() == second.stacked[k].data_ptr() for k in FIXED)
+    assert check_batch(sent, samples) == [4, 6]
+
+
 def test_distributed_sampler_unchanged(data):
     path, samples = data
     ds = RocksDataset(path, fields=FIXED)
