@@ -157,6 +157,11 @@ def _db_options(
         # the OS page cache, which every process shares, with no read system call and no copy
         # into a private buffer; RocksDB caches only decompressed blocks of compressed fields.
         opts.set_allow_mmap_reads(True)
+        # RocksDB's default POSIX_FADV_RANDOM turns off the kernel's read-around on page faults,
+        # so a block not yet in the page cache (the first epoch after writing: table files are
+        # written past the cache) is read one 4 KiB page per fault. Mapped tables fit in memory,
+        # so reading around a fault costs little and makes a cold pass ~16x faster.
+        opts.set_advise_random_on_open(False)
     if writable:
         # Flushes RocksDB starts by itself (a full memtable) cover every
         # column family at once; see Storage.flush for the ones we ask for.
