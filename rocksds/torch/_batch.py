@@ -16,6 +16,7 @@ from torch.utils.data import get_worker_info
 from torch.utils.data._utils import collate as _torch_collate
 
 from ..errors import InvalidArgumentError
+from . import _shm
 
 __all__ = ["Batch", "collate", "collate_takes_batches", "stack_samples", "Sample", "as_tensor", "shared_block"]
 
@@ -59,85 +60,58 @@ def _stack(samples: Sequence[Mapping[str, Any]], *, shared: bool) -> Sample:
         out[key] = values
     if shared and stackable:
         specs = [((len(v), *v[0].shape), v[0].dtype) for v in stackable.values()]
-        for (key, values), dest in zip(stackable.items(), shared_block(specs)):
+        block, dests = shared_block(specs)
+        for (key, values), dest in zip(stackable.items(), dests):
             out[key] = torch.stack(values, out=dest)
-        return _SharedBatch(out)
+        return _SharedBatch(out, block)
     for key, values in stackable.items():
         out[key] = torch.stack(values)
     return out
 
 
-#: Byte alignment of each tensor inside a shared batch block.
-_ALIGN = 64
-
-
-def shared_block(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
-    """Empty contiguous tensors of the given (shape, dtype), all in one shared-memory block."""
-    offsets, total = [], 0
-    for shape, dtype in specs:
-        offsets.append(total)
-        total += -(-_numel(shape) * dtype.itemsize // _ALIGN) * _ALIGN
-    block = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(max(total, 1)))
-    return [
-        block[o : o + _numel(shape) * dtype.itemsize].view(dtype).view(shape)
-        for o, (shape, dtype) in zip(offsets, specs)
-    ]
-
-
-def _in_one_shared_block(tensors: Any) -> bool:
-    """Whether every tensor is a contiguous view into one shared-memory storage."""
-    ptr = None
-    for t in tensors:
-        if not (t.is_shared() and t.is_contiguous()):
-            return False
-        p = t.untyped_storage().data_ptr()
-        if ptr is not None and p != ptr:
-            return False
-        ptr = p
-    return ptr is not None
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
+def shared_block(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> tuple[_shm.Block, list[torch.Tensor]]:
+    """Empty contiguous tensors of the given (shape, dtype), all in one shared-memory block of this
+    worker (reused across batches: see :mod:`rocksds.torch._shm`), and that block."""
+    return _shm.take(specs)
 
 
 class _SharedBatch(dict):
-    """A batch dict made in a DataLoader worker, whose tensors share one shared-memory block.
+    """A batch dict made in a DataLoader worker, whose tensors lie in one shared-memory block.
 
     PyTorch sends each tensor storage between processes separately (one file
     descriptor handed over a socket per storage), which dominates the cost of
     small batches. This dict pickles its block once and unpickles as a plain
-    ``dict`` of views, so the training loop never sees this class.
+    ``dict`` of tensors over it, so the training loop never sees this class;
+    the block goes back to the worker when those tensors are freed.
     """
 
+    __slots__ = ("block",)
+
+    def __init__(self, items: Mapping[str, Any], block: _shm.Block) -> None:
+        super().__init__(items)
+        self.block = block
+
     def __reduce__(self) -> tuple[Any, ...]:
-        block = None
-        layout: dict[str, tuple[int, tuple[int, ...], torch.dtype]] = {}
+        keys: list[str] = []
+        specs: list[tuple[tuple[int, ...], torch.dtype]] = []
+        offsets: list[int] = []
         others: dict[str, Any] = {}
         for key, value in self.items():
-            if isinstance(value, torch.Tensor) and value.is_contiguous() and value.is_shared():
-                storage = value.untyped_storage()
-                if block is None or storage.data_ptr() == block.data_ptr():
-                    block = storage
-                    layout[key] = (value.storage_offset() * value.dtype.itemsize, tuple(value.shape), value.dtype)
-                    continue
-            others[key] = value  # replaced or added after stacking: pickled the usual way
-        return (_unpack_batch, (torch.empty(0, dtype=torch.uint8).set_(block) if block is not None else None,
-                                list(self), layout, others))
+            offset = self.block.offset_of(value) if isinstance(value, torch.Tensor) else None
+            if offset is None:
+                others[key] = value  # replaced or added after stacking: pickled the usual way
+                continue
+            keys.append(key)
+            specs.append((tuple(value.shape), value.dtype))
+            offsets.append(offset)
+        whole = self.block.sent() if keys else None
+        return (_unpack_batch, (whole, list(self), keys, specs, offsets, others))
 
 
-def _unpack_batch(block: Optional[torch.Tensor], order: list[str], layout: dict[str, Any], others: Sample) -> Sample:
-    out: Sample = {}
-    for key in order:
-        if key in layout:
-            offset, shape, dtype = layout[key]
-            out[key] = block[offset : offset + _numel(shape) * dtype.itemsize].view(dtype).view(shape)  # type: ignore[index]
-        else:
-            out[key] = others[key]
-    return out
+def _unpack_batch(whole: Optional[torch.Tensor], order: list[str], keys: list[str],
+                  specs: list[tuple[tuple[int, ...], torch.dtype]], offsets: list[int], others: Sample) -> Sample:
+    placed = dict(zip(keys, _shm.receive(whole, specs, offsets))) if whole is not None else {}
+    return {key: placed[key] if key in placed else others[key] for key in order}
 
 
 class Batch(Sequence):
@@ -149,12 +123,14 @@ class Batch(Sequence):
     iterates the batch, as ``default_collate`` does.
     """
 
-    __slots__ = ("stacked", "_n", "_views")
+    __slots__ = ("stacked", "_n", "_views", "block")
 
-    def __init__(self, stacked: Sample, n: int) -> None:
+    def __init__(self, stacked: Sample, n: int, block: Optional[_shm.Block] = None) -> None:
         self.stacked = stacked
         self._n = n
         self._views: Optional[list[Sample]] = None
+        #: The shared-memory block the stacked tensors were read into (in a DataLoader worker), if any.
+        self.block = block
 
     def __len__(self) -> int:
         return self._n
@@ -235,11 +211,13 @@ def collate(batch: Sequence[Mapping[str, Any]]) -> Sample:
         return dict(batch.stacked)
     _collate_takes_batches = True
     tensors = {k: v for k, v in batch.stacked.items() if isinstance(v, torch.Tensor)}
-    if _in_one_shared_block(tensors.values()):
-        return _SharedBatch(batch.stacked)  # RocksDataset read the records straight into shared memory
+    block = batch.block
+    if block is not None and all(block.offset_of(v) is not None for v in tensors.values()):
+        return _SharedBatch(batch.stacked, block)  # RocksDataset read the records straight into shared memory
     # In a worker, copy the fetched tensors into one shared-memory block: the
     # copy PyTorch would make per tensor when sending them, done once.
     out = dict(batch.stacked)
-    for (key, value), dest in zip(tensors.items(), shared_block([(tuple(v.shape), v.dtype) for v in tensors.values()])):
+    block, dests = shared_block([(tuple(v.shape), v.dtype) for v in tensors.values()])
+    for (key, value), dest in zip(tensors.items(), dests):
         out[key] = dest.copy_(value)
-    return _SharedBatch(out)
+    return _SharedBatch(out, block)

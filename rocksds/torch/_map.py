@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset as _MapDataset
 from torch.utils.data import get_worker_info
 
+from . import _shm
 from ._batch import Batch, Sample, as_tensor, collate_takes_batches, shared_block, stack_samples
 from ._handle import Handle, Transform, check_transform, probe
 from ..errors import ArgumentTypeError, IndexOutOfRangeError, InvalidArgumentError
@@ -101,7 +102,7 @@ class RocksDataset(_MapDataset):
         idx %= max(self._len, 1)
         ds = self._handle.get()
         n = len(idx)
-        shared = self._shared_out(ds, n)
+        block, shared = self._shared_out(ds, n)
         raw = ds.get_batch(idx, out={k: t.numpy() for k, t in shared.items()})
         stacked: Sample = {}
         for key, value in raw.items():
@@ -118,9 +119,9 @@ class RocksDataset(_MapDataset):
                     f"batch_transform must return a dict of batched values, got {type(stacked).__name__}"
                 )
             stacked = dict(stacked)
-        return Batch(stacked, n)
+        return Batch(stacked, n, block)
 
-    def _shared_out(self, ds: Dataset, n: int) -> dict[str, torch.Tensor]:
+    def _shared_out(self, ds: Dataset, n: int) -> tuple[Optional[_shm.Block], dict[str, torch.Tensor]]:
         """In a DataLoader worker, tensors in one shared-memory block for the fixed-shape fields.
 
         The reader writes the records straight into them, and :func:`collate`
@@ -132,7 +133,10 @@ class RocksDataset(_MapDataset):
         puts them in shared memory of its own).
         """
         if self.transform is not None or get_worker_info() is None or not collate_takes_batches():
-            return {}
+            return None, {}
         fixed = {name: f for name, f in ds.schema.fields.items() if not f.is_variable}
+        if not fixed:
+            return None, {}
         specs = [((n, *f.shape), torch.from_numpy(np.empty(0, f.numpy_dtype)).dtype) for f in fixed.values()]
-        return dict(zip(fixed, shared_block(specs))) if fixed else {}
+        block, tensors = shared_block(specs)
+        return block, dict(zip(fixed, tensors))

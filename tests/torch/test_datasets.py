@@ -68,6 +68,11 @@ def _no_warnings():
 FIXED = ["image", "mask", "idx"]
 
 
+def in_shared_block(batch: dict, block, fields=FIXED) -> bool:
+    """Whether every fixed-shape field of ``batch`` lies inside ``block``, a worker's shared-memory block."""
+    return block is not None and block.storage.is_shared() and all(block.offset_of(batch[k]) is not None for k in fields)
+
+
 def check_batch(batch: dict, samples: list[dict], fields=FIXED) -> list[int]:
     """Assert a collated batch matches what was written; return its indices."""
     idx = batch["idx"].tolist()
@@ -215,7 +220,7 @@ def test_worker_batches_share_one_block(data, monkeypatch):
     monkeypatch.undo()
     for batch in packed:
         storages = {batch[k].untyped_storage().data_ptr() for k in FIXED}
-        assert len(storages) == 1 and batch["image"].is_shared()
+        assert len(storages) == 1 and in_shared_block(batch, batch.block)
         batch["extra"] = torch.ones(3)  # what a wrapping collate_fn might add or replace
         batch["idx"] = batch["idx"] + 0
         back = pickle.loads(pickle.dumps(batch))
@@ -236,11 +241,11 @@ def test_workers_read_straight_into_shared_memory_once_collate_takes_batches(dat
     first = ds.__getitems__([1, 2])
     # The stock default_collate stacks into shared memory of its own: until collate has taken a
     # batch in this worker, batches stay in ordinary memory (never two shared copies of one batch).
-    assert not first.stacked["image"].is_shared()
+    assert first.block is None and not first.stacked["image"].is_shared()
     collate(first)
     second = ds.__getitems__([3, 5])
     storages = {second.stacked[k].untyped_storage().data_ptr() for k in FIXED}
-    assert second.stacked["image"].is_shared() and len(storages) == 1
+    assert in_shared_block(second.stacked, second.block) and len(storages) == 1
     sent = collate(second)
     assert all(sent[k].data_ptr() == second.stacked[k].data_ptr() for k in FIXED)  # sent as read, no copy
     assert check_batch(sent, samples) == [3, 5]
@@ -264,7 +269,7 @@ def test_stock_default_collate_takes_the_batch_as_read(data, monkeypatch):
     fake_worker_info(monkeypatch, lambda: SimpleNamespace(id=0, num_workers=2))
     default_collate(ds.__getitems__([1, 2]))
     second = ds.__getitems__([4, 6])
-    assert second.stacked["image"].is_shared()
+    assert in_shared_block(second.stacked, second.block)
     sent = default_collate(second)
     assert all(sent[k].data_ptr() == second.stacked[k].data_ptr() for k in FIXED)
     assert check_batch(sent, samples) == [4, 6]
