@@ -129,12 +129,13 @@ def _unlease(ref: "weakref.ref[Block]") -> None:
 def receive(whole: torch.Tensor, specs: Sequence[Spec], offsets: Sequence[int]) -> list[torch.Tensor]:
     """In the receiving process: tensors over a block that was sent, handed back when they are all freed."""
     tensors, lease = _views(whole, specs, offsets)
-    weakref.finalize(lease, _returned, whole)
+    weakref.finalize(lease, _returned, whole, os.getpid())
     return tensors
 
 
-def _returned(whole: torch.Tensor) -> None:
-    whole.numpy()[8:16].view(np.uint64)[0] += 1
+def _returned(whole: torch.Tensor, receiver: int) -> None:
+    if os.getpid() == receiver:  # a forked child dropping its inherited copy returns nothing
+        whole.numpy()[8:16].view(np.uint64)[0] += 1
 
 
 _pool: list[Block] = []
