@@ -144,3 +144,21 @@ def test_dataloader_batches_stay_intact_while_held_and_blocks_are_reused(chips, 
     # there, see collate_takes_batches), and the blocks released come back round.
     assert len(inodes) == batches
     assert len(set(inodes)) < batches - len(held)
+
+
+def test_a_forked_child_dropping_an_inherited_batch_returns_nothing(pool):
+    block, tensors = _shm.take(SPECS)
+    message = send(_batch._SharedBatch({"a": tensors[0]}, block))
+    del tensors
+    got = pickle.loads(message)
+    pid = os.fork()
+    if pid == 0:  # the child frees its copy of the parent's batch
+        del got
+        gc.collect()
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    gc.collect()
+    assert not block.free  # the parent still holds it
+    del got
+    gc.collect()
+    assert block.free
