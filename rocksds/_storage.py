@@ -456,10 +456,15 @@ class Storage:
         beyond ``count``, which readers ignore and writers delete on open, but
         never a ``count`` ahead of the records.
         """
+        error: Optional[RocksdsError] = None
         try:
             self._flush_all()
         except Exception as e:
-            raise self._error(e) from None
+            error = self._error(e)
+        if error is not None:
+            # Raised outside the handler: the binding's exception, kept as its context, would keep
+            # _flush_all's frame and the column family object in it, so RocksDB and its lock, alive.
+            raise error
 
     def _flush_all(self) -> None:
         for name, cf in self._cfs.items():

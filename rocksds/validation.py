@@ -241,8 +241,13 @@ def _check_tables(report: Report, path: str) -> None:
     """Every table file's footer names a portable checksum type and format_version (SPEC.md 6)."""
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        if not name.endswith(".sst") or name.startswith(".") or not stat.S_ISREG(os.lstat(full).st_mode):
+        if not name.endswith(".sst") or name.startswith("."):
             continue
+        try:
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                continue
+        except FileNotFoundError:
+            continue  # a live writer compacted it away since the listing
         footer = read_table_footer(full)
         if footer is None:
             continue  # not a block-based table: RocksDB reports it when it opens the file
