@@ -24,6 +24,7 @@ import rocksdict as rd
 
 from . import spec
 from ._shadow import Shadow, with_shadow
+from ._witness import Witness
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
@@ -537,6 +538,14 @@ class Storage:
         records. When the MANIFEST has not moved, such a gap is damage, not a race.
         """
         return self._shadow is not None and self._shadow.outdated()
+
+    @property
+    def witness(self) -> Witness:
+        """The committed-count witness (rocksds._witness) read just before this read-only snapshot was taken.
+
+        Empty for a writable handle: a writer holds the lock and reads the file itself.
+        """
+        return self._shadow.witness if self._shadow is not None else Witness()
 
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""
