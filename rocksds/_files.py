@@ -1,10 +1,11 @@
-"""Small files of a dataset directory: read them as hostile input, replace them durably.
+"""Small files of a dataset directory: read them as hostile input, replace them atomically.
 
 Every byte of a dataset may be hostile (SPEC.md 9), RocksDB's ``CURRENT`` and
 MANIFEST and rocksds's own witness file included: a file read here must be a
 regular file of bounded size, never a device, a FIFO or a sparse giant read
 whole. Writing goes the other way: :func:`replace_atomically` puts a file in
-place so that a crash leaves the old bytes or the new ones, never a mix. Standard library only.
+place so that a crash leaves the old bytes or the new ones, never a mix.
+Standard library only.
 """
 
 from __future__ import annotations

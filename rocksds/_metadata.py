@@ -89,7 +89,7 @@ def probe_schema(path: str, *, salvage: bool = False, for_append: bool = False, 
 
 
 def log_damaged(path: str) -> bool:
-    """Whether the dataset's write-ahead log is damaged, so that a salvage would drop commits (see ``rocksds._storage``)."""
+    """Whether the dataset's write-ahead log is damaged, so that a salvage would drop commits (``rocksds._storage``)."""
     try:
         Storage.open_read_only(path, [META_CF]).close()
     except CorruptionError:

@@ -24,7 +24,8 @@ from ._files import read_regular, replace_atomically
 from .errors import CorruptionError
 from .spec import MAX_COUNT, WITNESS_BYTES, WITNESS_FILE, WITNESS_LAYOUT, WITNESS_MAGIC
 
-__all__ = ["WITNESS_FILES", "Witness", "encode_witness", "decode_witness", "read_witness", "write_witness", "rolled_back_error"]
+__all__ = ["WITNESS_FILES", "Witness", "encode_witness", "decode_witness", "read_witness", "write_witness",
+           "rolled_back_error"]
 
 #: Files a reader need not see (RocksDB never reads them): the witness and the copy a writer renames over it.
 WITNESS_FILES = (WITNESS_FILE, WITNESS_FILE + ".tmp")

@@ -442,7 +442,7 @@ def _check_count(report: Report, meta: Storage) -> Optional[int]:
 
 
 def _check_witness(report: Report, meta: Storage, count: Optional[int]) -> None:
-    """The committed-count witness (SPEC.md 7.1), read just before ``meta``'s snapshot: well formed, and not above ``count``."""
+    """The committed-count witness (SPEC.md 7.1), read just before ``meta``'s snapshot: well formed, not above ``count``."""
     witness = meta.witness
     if witness.problem is not None:
         report.add("malformed-witness", f"{witness.problem}; readers refuse the dataset until it is restored from a "

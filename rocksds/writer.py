@@ -304,8 +304,8 @@ class Writer:
         A write, an fsync and a rename (measured: 0.3-0.5 ms more per synced
         commit; 10 small samples 0.43 -> 0.77 ms, 200 of them 2.63 -> 2.90 ms),
         so only at the points where the count is durable anyway, never per
-        unsynced commit. ``lowering``: a salvage
-        records a smaller count on purpose (see ``rocksds._witness.write_witness``).
+        unsynced commit. ``lowering``: a salvage records a smaller count on
+        purpose (see ``rocksds._witness.write_witness``).
         """
         if not lowering and self._witnessed is not None and self._count <= self._witnessed:
             return
