@@ -242,3 +242,22 @@ def test_an_older_manifest_restored_over_a_newer_one_is_refused_for_appending(tm
     with rocksds.open(ds, mode="a") as w:
         assert len(w) == 90
     assert_samples(ds, 90)
+
+
+def test_bit_flips_in_a_witnessed_manifest_never_open_a_smaller_dataset(flushed: Path, tmp_path: Path) -> None:
+    """Seeded single-bit flips of the MANIFEST: the dataset opens whole or is refused, never smaller
+    (RocksDB checksums each MANIFEST record, and the witness catches what a checksum would let through)."""
+    manifest = next(n for n in os.listdir(flushed) if n.startswith("MANIFEST-"))
+    size = os.path.getsize(flushed / manifest)
+    rng = random.Random(97)
+    outcomes = {"refused": 0, "whole": 0}
+    for trial in range(24):
+        ds = _copy(flushed, tmp_path / f"flip{trial}.rds")
+        _flip(ds / manifest, rng.randrange(size), rng.randrange(8))
+        seen = _outcome(ds)
+        assert seen in ("refused", f"count {N}"), f"flip {trial} opened as a smaller dataset: {seen}"
+        if seen == "refused":
+            assert not rocksds.validate(ds).ok
+        outcomes["refused" if seen == "refused" else "whole"] += 1
+        shutil.rmtree(ds)
+    assert outcomes["refused"] > 0, outcomes
