@@ -292,3 +292,26 @@ def test_a_hostile_witness_gives_reports_not_tracebacks(tmp_path: Path, plant, c
         os.remove(path / spec.WITNESS_FILE)
     with rocksds.open(path) as ds:
         assert len(ds) == 3
+
+
+def test_an_append_racing_a_replacement_opens_the_new_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer's probe looks again too, when a rename swapped the dataset after it read the witness."""
+    path, smaller = tmp_path / "ds.rds", tmp_path / "smaller.rds"
+    _closed(path, 40)
+    _closed(smaller, 10)
+    real = rocksds._shadow.read_witness
+    calls = []
+
+    def read_then_replace(where: str):
+        witness = real(where)
+        calls.append(witness.count)
+        if len(calls) == 3:  # the probe's snapshot (the first two list the column families)
+            os.rename(path, tmp_path / "old.rds")
+            os.rename(smaller, path)
+        return witness
+
+    monkeypatch.setattr(rocksds._shadow, "read_witness", read_then_replace)
+    with rocksds.open(path, mode="a") as w:
+        assert len(w) == 10
+        w.extend([expected_sample(10)])
+    assert calls == [40, 40, 40, 10] and _witnessed(path) == 11
