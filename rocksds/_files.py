@@ -16,7 +16,10 @@ from typing import Optional
 
 from .errors import CorruptionError
 
-__all__ = ["open_regular", "read_regular", "copy_regular", "replace_atomically"]
+__all__ = ["REPLACING_SUFFIX", "open_regular", "read_regular", "copy_regular", "replace_atomically"]
+
+#: :func:`replace_atomically` writes ``path`` + this, then renames it over ``path``.
+REPLACING_SUFFIX = ".tmp"
 
 
 def open_regular(path: str, limit: int) -> tuple[int, int]:
@@ -73,10 +76,10 @@ def replace_atomically(path: str, data: bytes, *, sync_directory: bool) -> None:
     after a power loss can skip it (one fsync less).
 
     The caller must be the only one writing ``path`` (the writer's lock): the
-    file beside it has a fixed name (``path`` + ``.tmp``), so one a crash left
-    behind is simply overwritten by the next call.
+    file beside it has a fixed name (``path`` + ``REPLACING_SUFFIX``), so one a
+    crash left behind is simply overwritten by the next call.
     """
-    tmp = path + ".tmp"
+    tmp = path + REPLACING_SUFFIX
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         view = memoryview(data)

@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Optional
 
-from ._files import read_regular, replace_atomically
+from ._files import REPLACING_SUFFIX, read_regular, replace_atomically
 from .errors import CorruptionError
 from .spec import MAX_COUNT, WITNESS_BYTES, WITNESS_FILE, WITNESS_LAYOUT, WITNESS_MAGIC
 
@@ -28,7 +28,7 @@ __all__ = ["WITNESS_FILES", "Witness", "encode_witness", "decode_witness", "read
            "rolled_back_error"]
 
 #: Files a reader need not see (RocksDB never reads them): the witness and the copy a writer renames over it.
-WITNESS_FILES = (WITNESS_FILE, WITNESS_FILE + ".tmp")
+WITNESS_FILES = (WITNESS_FILE, WITNESS_FILE + REPLACING_SUFFIX)
 
 
 @dataclass(frozen=True)
