@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field as dc_field
 from typing import Any, Optional
@@ -52,7 +53,7 @@ WRITER = {"name": "rocksds-conformance-generator", "version": "1"}
 #: The version of the vectors written before 1.2: they stay byte for byte what they were, and every
 #: 1.x reader reads them; vectors of rules added since name their version.
 BASE_VERSION = "1.1"
-_KEEP = re.compile(r"^(CURRENT|MANIFEST-\d+|\d+\.sst)$")
+_KEEP = re.compile(r"^(CURRENT|MANIFEST-\d+|\d+\.sst|" + re.escape(spec.WITNESS_FILE) + ")$")
 
 Puts = list[tuple[str, bytes, bytes]]
 
@@ -145,9 +146,17 @@ def meta_puts(doc: Optional[dict], count: Optional[int]) -> Puts:
     return puts
 
 
-def write_raw(path: str, cfs: dict[str, str], puts: Puts, checksum: str = spec.TABLE_CHECKSUM) -> None:
+def witness_bytes(count: int, *, layout: int = spec.WITNESS_LAYOUT, crc_delta: int = 0) -> bytes:
+    """The committed-count witness of ``count`` (SPEC.md 7.1), built from the spec's table (never by rocksds);
+    ``crc_delta`` is added to the checksum to make a damaged one."""
+    body = spec.WITNESS_MAGIC + layout.to_bytes(4, "big") + count.to_bytes(8, "big")
+    return body + ((zlib.crc32(body) + crc_delta) % 2**32).to_bytes(4, "big")
+
+
+def write_raw(path: str, cfs: dict[str, str], puts: Puts, checksum: str = spec.TABLE_CHECKSUM,
+              files: Optional[dict[str, bytes]] = None) -> None:
     """Create a RocksDB database at ``path`` with column families ``cfs`` (name -> codec) holding ``puts``,
-    its tables written with block checksums of type ``checksum``."""
+    its tables written with block checksums of type ``checksum``, and beside them ``files`` (name -> bytes)."""
     scratch = tempfile.mkdtemp(prefix="rocksds-gen-")
     try:
         db = os.path.join(scratch, "db")
@@ -157,6 +166,9 @@ def write_raw(path: str, cfs: dict[str, str], puts: Puts, checksum: str = spec.T
         for name in os.listdir(db):
             if _KEEP.match(name):
                 shutil.copy2(os.path.join(db, name), os.path.join(path, name))
+        for name, data in (files or {}).items():
+            with open(os.path.join(path, name), "wb") as fh:
+                fh.write(data)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -174,11 +186,14 @@ class Vector:
     notes: list[str] = dc_field(default_factory=list)
     #: Block checksum type of the vector's table files (SPEC.md 6).
     checksum: str = spec.TABLE_CHECKSUM
+    #: Files beside RocksDB's (name -> bytes), such as the committed-count witness (SPEC.md 7.1).
+    files: dict[str, bytes] = dc_field(default_factory=dict)
 
 
 def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra: Puts = (),
           warnings: list[str] = (), count: Optional[int] = None, schema_bytes: Optional[bytes] = None,
-          tables: Optional[dict[str, str]] = None, checksum: str = spec.TABLE_CHECKSUM) -> Vector:
+          tables: Optional[dict[str, str]] = None, checksum: str = spec.TABLE_CHECKSUM,
+          files: Optional[dict[str, bytes]] = None) -> Vector:
     """A valid vector whose expected dump is computed from ``samples`` (not by reading anything back).
 
     ``schema_bytes`` replaces the packed ``doc`` (it must decode to ``doc``); ``tables`` overrides the
@@ -200,11 +215,11 @@ def valid(name: str, description: str, doc: dict, samples: list[dict], *, extra:
         "validator": {"errors": [], "warnings": sorted(warnings)},
         "dump": make_dump(doc, count, fields),
     }
-    return Vector(name, description, doc, cfs, puts, expected, checksum=checksum)
+    return Vector(name, description, doc, cfs, puts, expected, checksum=checksum, files=dict(files or {}))
 
 
 def invalid(name: str, description: str, cfs: dict[str, str], puts: Puts, *, errors: list[str],
-            reader_error: Optional[str], warnings: list[str] = ()) -> Vector:
+            reader_error: Optional[str], warnings: list[str] = (), files: Optional[dict[str, bytes]] = None) -> Vector:
     """An invalid vector: the validator must report exactly ``errors`` (and ``warnings``);
     a reader must refuse it with ``reader_error`` (``None``: a reader need not notice)."""
     expected = {
@@ -213,7 +228,7 @@ def invalid(name: str, description: str, cfs: dict[str, str], puts: Puts, *, err
         "validator": {"errors": sorted(errors), "warnings": sorted(warnings)},
         "reader": {"must_reject": reader_error is not None, "error": reader_error},
     }
-    return Vector(name, description, None, cfs, puts, expected)
+    return Vector(name, description, None, cfs, puts, expected, files=dict(files or {}))
 
 
 # ---------------------------------------------------------------------- sample values
@@ -368,6 +383,7 @@ def _valid_vectors() -> list[Vector]:
 
     out += _clarification_vectors()
     out += _stats_vectors()
+    out += _witness_vectors()
 
     rng = _rng("uncommitted-records")
     doc = document([fdoc("a", "int32", [2]), fdoc("b", "str")])
@@ -494,6 +510,32 @@ def _stats_vectors() -> list[Vector]:
     return out
 
 
+def _witness_doc() -> tuple[dict, list[dict]]:
+    doc = document([fdoc("a", "int32", [2]), fdoc("s", "str")], version="1.3")
+    return doc, [{"a": np.array([i, -i], np.int32), "s": f"row {i}"} for i in range(4)]
+
+
+def _witness_vectors() -> list[Vector]:
+    """Valid vectors of the committed-count witness (SPEC.md 7.1, since 1.3)."""
+    doc, samples = _witness_doc()
+    return [valid("committed-witness", "version 1.3 with a rocksds-committed file holding 4, the count: "
+                  "readers check it and read the 4 samples", doc, samples,
+                  files={spec.WITNESS_FILE: witness_bytes(4)})]
+
+
+def _witness_invalid_vectors() -> list[Vector]:
+    """A witness above the count RocksDB's files give (a rolled-back MANIFEST), and a damaged one."""
+    doc, samples = _witness_doc()
+    puts = meta_puts(doc, 3) + encode_records(doc, samples[:3])
+    return [invalid("rolled-back-count", "RocksDB's files give count 3, the rocksds-committed file says 4 were "
+                    "committed: the MANIFEST was rolled back and every reader must refuse (SPEC.md 7.1)",
+                    _cfs(doc), puts, errors=["rolled-back-count"], reader_error="corrupt",
+                    files={spec.WITNESS_FILE: witness_bytes(4)}),
+            invalid("malformed-witness", "the rocksds-committed file's CRC-32 does not match its bytes",
+                    _cfs(doc), puts, errors=["malformed-witness"], reader_error="corrupt",
+                    files={spec.WITNESS_FILE: witness_bytes(3, crc_delta=1)})]
+
+
 # ---------------------------------------------------------------------- invalid vectors
 
 
@@ -579,6 +621,7 @@ def _invalid_vectors() -> list[Vector]:
                        errors=["foreign-key"], reader_error=None))
     out += _clarification_invalid_vectors()
     out += _stats_invalid_vectors()
+    out += _witness_invalid_vectors()
     return out
 
 
@@ -738,7 +781,7 @@ def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> No
         shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     for group, v in vectors():
         path = os.path.join(out, "vectors", group, v.name)
-        write_raw(os.path.join(path, "dataset"), v.cfs, v.puts, v.checksum)
+        write_raw(os.path.join(path, "dataset"), v.cfs, v.puts, v.checksum, v.files)
         with open(os.path.join(path, "expected.json"), "w", encoding="utf-8") as fh:
             fh.write(_dump_json(v.expected))
         log(f"{group}/{v.name}")
@@ -749,10 +792,16 @@ def generate(out: str = ROOT, log: Callable[[str], None] = lambda s: None) -> No
 
 
 def raw_dump(path: str) -> dict[str, dict[str, str]]:
-    """Logical content of a RocksDB directory: column family -> key hex -> sha256 of the value."""
+    """Logical content of a RocksDB directory: column family -> key hex -> sha256 of the value, and under
+    ``files:`` (no column family's name) file name -> sha256 of the files kept beside RocksDB's."""
     names = sorted(list_column_families(path))
     with raw_readable(path, names) as storage:
-        return {cf: {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)} for cf in names}
+        out = {cf: {k.hex(): hashlib.sha256(v).hexdigest() for k, v in storage.iterate(cf)} for cf in names}
+    out["files:"] = {}
+    for name in sorted(n for n in os.listdir(path) if n == spec.WITNESS_FILE):
+        with open(os.path.join(path, name), "rb") as fh:
+            out["files:"][name] = hashlib.sha256(fh.read()).hexdigest()
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> int:

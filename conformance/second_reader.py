@@ -13,6 +13,9 @@ index blocks are zstd-compressed too, so it is never opened (a read-only
 open may name a subset of column families); such a field is reported as
 ``{"unsupported_compression": "zstd"}`` and every other field is still read.
 
+It checks the committed-count witness ``rocksds-committed`` (format 1.3) too,
+read before RocksDB's files: a count below it is refused as corrupt.
+
 Reading never writes into the dataset directory: RocksDB would put its info
 ``LOG`` there, so the database is opened through a private directory of
 symbolic links to the dataset's files.
@@ -26,8 +29,10 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
+import zlib
 from typing import Any, Optional
 
 import msgpack
@@ -201,6 +206,33 @@ def _entry(field: dict[str, Any], record: bytes, index: int) -> dict[str, Any]:
     return {"shape": actual, "sha256": hashlib.sha256(data).hexdigest()}
 
 
+# ---------------------------------------------------------------------- the committed-count witness
+
+WITNESS_FILE = "rocksds-committed"
+
+
+def _witness(path: str) -> Optional[int]:
+    """The count ``rocksds-committed`` holds (SPEC.md 7.1), ``None`` without one; read before RocksDB's files."""
+    try:
+        fd = os.open(os.path.join(path, WITNESS_FILE), os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DatasetError("corrupt", f"{WITNESS_FILE} cannot be read: {e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != 24:
+            raise DatasetError("corrupt", f"{WITNESS_FILE} is not a regular file of 24 bytes")
+        data = os.read(fd, 24)
+    finally:
+        os.close(fd)
+    count = int.from_bytes(data[12:20], "big")
+    if (len(data) != 24 or data[:8] != b"RDSCOUNT" or int.from_bytes(data[8:12], "big") != 1
+            or zlib.crc32(data[:20]) != int.from_bytes(data[20:], "big") or count >= 2**63):
+        raise DatasetError("corrupt", f"{WITNESS_FILE} is damaged (magic, layout, checksum or count)")
+    return count
+
+
 # ---------------------------------------------------------------------- database
 
 
@@ -237,6 +269,7 @@ def dump(path: str) -> dict[str, Any]:
     """The canonical dump of the dataset at ``path`` (README.md, "Canonical dump")."""
     if not os.path.isfile(os.path.join(path, "CURRENT")):
         raise DatasetError("not-a-dataset", f"{path} is not a RocksDB database")
+    witnessed = _witness(path)
     with _Shadow(path) as shadow:
         present = set(rocksdb.list_column_families(shadow, rocksdb.Options()))
         if META_CF not in present:
@@ -254,6 +287,9 @@ def dump(path: str) -> dict[str, Any]:
         if raw_count is None or len(raw_count) != 8 or raw_count[0] & 0x80:
             raise DatasetError("corrupt", "count record missing or not 8 big-endian bytes below 2**63")
         count = int.from_bytes(raw_count, "big")
+        if witnessed is not None and count < witnessed:
+            raise DatasetError("corrupt", f"count {count} is below the {witnessed} committed samples {WITNESS_FILE} "
+                               "records: the MANIFEST was rolled back")
         readable = [f for f in fields if f["compression"] in SUPPORTED_COMPRESSIONS]
         missing = [f["column_family"] for f in fields if f["column_family"].encode() not in present]
         if missing:

@@ -16,7 +16,7 @@ from .keys import decode_count, encode_count
 from .schema import Schema
 from .spec import COUNT_KEY, META_CF, SCHEMA_KEY
 
-__all__ = ["as_path", "check_is_dataset", "probe_schema", "read_schema", "read_count", "metadata_puts"]
+__all__ = ["as_path", "check_is_dataset", "probe_schema", "log_damaged", "read_schema", "read_count", "metadata_puts"]
 
 
 def as_path(path: Any) -> str:
@@ -54,19 +54,23 @@ def read_schema(storage: Storage) -> Schema:
         raise type(e)(f"{storage.path}: {e}") from None
 
 
-def probe_schema(path: str, *, salvage: bool = False, for_append: bool = False) -> Schema:
+def probe_schema(path: str, *, salvage: bool = False, for_append: bool = False, trust_witness: bool = True) -> Schema:
     """The validated schema of the dataset at ``path``, through a short-lived read-only handle.
 
     What the reader and the writer read before they know which column families to open
     (``salvage``: replay a damaged write-ahead log up to the damage, see ``rocksds._storage``).
     ``for_append``: the handle covers every column family, and a MANIFEST that looks
     rolled back raises CorruptionError before a writable open could delete the files
-    it no longer names (see ``Storage.rolled_back_tables``).
+    it no longer names: table files it does not name (see ``Storage.rolled_back_tables``),
+    or a count below the committed-count witness (see ``rocksds._witness``), unless
+    ``trust_witness`` is false (a salvage that drops commits on purpose).
     """
     names = list_column_families(path) if for_append else [META_CF]
-    probe = Storage.open_read_only(path, names, salvage=salvage)
-    try:
-        if for_append:
+    for attempt in range(2):
+        probe = Storage.open_read_only(path, names, salvage=salvage)
+        try:
+            if not for_append:
+                return read_schema(probe)
             lost = probe.rolled_back_tables()
             if lost:
                 shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
@@ -77,9 +81,25 @@ def probe_schema(path: str, *, salvage: bool = False, for_append: bool = False) 
                     "(at least its MANIFEST-* and CURRENT files) from a complete copy; appending now would let "
                     "RocksDB delete those files for good. `rocksds validate` lists them."
                 )
-        return read_schema(probe)
-    finally:
-        probe.close()
+            schema = read_schema(probe)
+            if trust_witness:
+                count, witness = read_count(probe), probe.witness
+                if attempt == 0 and witness.problem is None and witness.count is not None and count < witness.count:
+                    continue  # replaced by a rename between the witness and the snapshot? (see Dataset._open)
+                witness.check(path, count)
+            return schema
+        finally:
+            probe.close()
+    raise AssertionError("unreachable")
+
+
+def log_damaged(path: str) -> bool:
+    """Whether the dataset's write-ahead log is damaged, so that a salvage would drop commits (``rocksds._storage``)."""
+    try:
+        Storage.open_read_only(path, [META_CF]).close()
+    except CorruptionError:
+        return True
+    return False
 
 
 def read_count(storage: Storage) -> int:

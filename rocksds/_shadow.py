@@ -14,20 +14,21 @@ import errno
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 import weakref
 from collections.abc import Callable
 from typing import Optional, TypeVar
 
+from ._files import copy_regular, read_regular
 from ._leftovers import STALE_AFTER_S, hold, release, remove_abandoned
+from ._witness import WITNESS_FILES, Witness, read_witness
 from .errors import CorruptionError, NotADatasetError, RocksdsError
 
 __all__ = ["Shadow", "with_shadow"]
 
 #: Files of a RocksDB directory a read-only open does not need.
-_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json")
+_PRIVATE_FILES = ("LOCK", "LOG", "rocksdict-config.json", *WITNESS_FILES)
 T = TypeVar("T")
 _PROC_FD = "/proc/self/fd"
 
@@ -98,11 +99,16 @@ class Shadow:
     a writer compacts away before RocksDB opens it stays readable;
     :meth:`unpin` swaps in plain links and closes those descriptors once
     RocksDB holds its own.
+
+    :attr:`witness` is the dataset's committed-count witness (rocksds._witness),
+    read before anything else: it only grows once the count it names is
+    durable, so the MANIFEST copied after it holds at least that many samples.
     """
 
     def __init__(self, path: str) -> None:
         if not os.path.isfile(os.path.join(path, "CURRENT")):
             raise NotADatasetError(f"{path} is not a RocksDB database (no CURRENT file)")
+        self.witness: Witness = read_witness(path)
         _sweep()
         self.path = tempfile.mkdtemp(prefix=_PREFIX)
         try:
@@ -159,14 +165,14 @@ class Shadow:
     def _copy_manifest(self) -> set[str]:
         # Every byte of a dataset may be hostile (SPEC.md 9): CURRENT and the MANIFEST must be
         # regular files of bounded size, never a device, a FIFO or a sparse giant read whole.
-        current = _read_regular(os.path.join(self._src, "CURRENT"), _MAX_CURRENT_BYTES)
+        current = read_regular(os.path.join(self._src, "CURRENT"), _MAX_CURRENT_BYTES)
         if current is None:
             return set()  # replaced meanwhile: a retry follows
         manifest = current.decode("ascii", "replace").strip()
         if not _MANIFEST_NAME.fullmatch(manifest):
             raise NotADatasetError(f"{self._src} is not a RocksDB database (CURRENT names {manifest[:40]!r})")
         try:
-            _copy_regular(os.path.join(self._src, manifest), os.path.join(self.path, manifest), _MAX_MANIFEST_BYTES)
+            copy_regular(os.path.join(self._src, manifest), os.path.join(self.path, manifest), _MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             return set()  # rolled over since CURRENT was read: link the new one, a retry may follow
         with open(os.path.join(self.path, "CURRENT"), "wb") as fh:
@@ -197,50 +203,6 @@ class Shadow:
 
     def remove(self) -> None:
         self._finalizer()
-
-
-def _open_regular(path: str, limit: int) -> tuple[int, int]:
-    """A descriptor on ``path`` and its size, or CorruptionError unless it is a regular file of at most ``limit`` bytes.
-
-    ``O_NONBLOCK`` keeps a FIFO planted in the dataset from blocking the open; the checks are made
-    on the open descriptor, so the file cannot be swapped for another between check and read.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CorruptionError(f"{path} is not a regular file (a device, FIFO or directory); the dataset is damaged "
-                                  "or hostile, so it is not opened")
-        if st.st_size > limit:
-            raise CorruptionError(f"{path} is {st.st_size} bytes, more than a RocksDB database writes there "
-                                  f"({limit}); the dataset is damaged or hostile, so it is not opened")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, st.st_size
-
-
-def _read_regular(path: str, limit: int) -> Optional[bytes]:
-    """The bytes of a small regular file (see :func:`_open_regular`), ``None`` if it does not exist."""
-    try:
-        fd, size = _open_regular(path, limit)
-    except FileNotFoundError:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read(size)
-
-
-def _copy_regular(src: str, dst: str, limit: int) -> None:
-    """Copy the regular file ``src`` (see :func:`_open_regular`) to ``dst``: its size when opened, no more."""
-    fd, size = _open_regular(src, limit)
-    with os.fdopen(fd, "rb") as fin, open(dst, "wb") as fout:
-        left = size
-        while left > 0:
-            chunk = fin.read(min(left, 2**20))
-            if not chunk:
-                break
-            fout.write(chunk)
-            left -= len(chunk)
 
 
 def _remove_shadow(path: str, pins: dict[str, int], owner: int, owner_pid: int) -> None:

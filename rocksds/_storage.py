@@ -24,6 +24,7 @@ import rocksdict as rd
 
 from . import spec
 from ._shadow import Shadow, with_shadow
+from ._witness import Witness
 from .errors import CorruptionError, DatasetLockedError, NotADatasetError, ReadOnlyError, RocksdsError
 from .errors import UnsupportedCompressionError
 
@@ -461,10 +462,15 @@ class Storage:
         beyond ``count``, which readers ignore and writers delete on open, but
         never a ``count`` ahead of the records.
         """
+        error: Optional[RocksdsError] = None
         try:
             self._flush_all()
         except Exception as e:
-            raise self._error(e) from None
+            error = self._error(e)
+        if error is not None:
+            # Raised outside the handler: the binding's exception, kept as its context, would keep
+            # _flush_all's frame and the column family object in it, so RocksDB and its lock, alive.
+            raise error
 
     def _flush_all(self) -> None:
         for name, cf in self._cfs.items():
@@ -537,6 +543,14 @@ class Storage:
         records. When the MANIFEST has not moved, such a gap is damage, not a race.
         """
         return self._shadow is not None and self._shadow.outdated()
+
+    @property
+    def witness(self) -> Witness:
+        """The committed-count witness (rocksds._witness) read just before this read-only snapshot was taken.
+
+        Empty for a writable handle: a writer holds the lock and reads the file itself.
+        """
+        return self._shadow.witness if self._shadow is not None else Witness()
 
     def int_property(self, cf: str, name: str) -> Optional[int]:
         """An integer RocksDB property of one column family (e.g. ``rocksdb.estimate-num-keys``)."""

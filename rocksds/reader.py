@@ -179,7 +179,8 @@ class Dataset:
     def _open(self) -> None:
         if not os.path.isdir(self.path):
             raise NotADatasetError(f"{self.path} does not exist or is not a directory, so not a rocksds dataset")
-        for attempt in range(_SNAPSHOT_ATTEMPTS):
+        attempt, looked_again = 0, False
+        while True:
             storage, schema = self._open_snapshot()
             try:
                 self._count = read_count(storage)
@@ -191,18 +192,30 @@ class Dataset:
                     # committed, so the snapshot is the dataset as of the last of them.
                     self._count = self._present_count(storage, schema, self._count)
                     lagging = None
+                witness = storage.witness
+                # Below the witness read just before the snapshot: a rolled-back MANIFEST, unless the
+                # dataset was replaced by a rename (overwrite) in between; a fresh look tells them apart.
+                look_again = (lagging is None and not looked_again and witness.problem is None
+                              and witness.count is not None and self._count < witness.count)
+                if lagging is None and not look_again:
+                    witness.check(self.path, self._count)
             except BaseException:
                 storage.close()
                 raise
+            if look_again:
+                looked_again = True
+                storage.close()
+                continue
             if lagging is None:
                 break
             storage.close()
-            if attempt + 1 == _SNAPSHOT_ATTEMPTS:
+            attempt += 1
+            if attempt == _SNAPSHOT_ATTEMPTS:
                 raise CorruptionError(
                     f"{self.path}: count is {self._count} but field {lagging!r} has no record for sample "
                     f"{self._count - 1}; the dataset is damaged (run `rocksds validate` for details)"
                 )
-            time.sleep(0.01 * (attempt + 1))
+            time.sleep(0.01 * attempt)
         self.schema = schema
         self._codecs = [(RecordCodec(n, f), f.column_family) for n, f in schema.fields.items()]
         self._get_row = storage.row_getter([cf for _codec, cf in self._codecs])  # type: ignore[misc]

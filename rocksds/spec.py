@@ -21,6 +21,10 @@ __all__ = [
     "STATS_KEY",
     "STATS_VERSION",
     "MAX_STATS_BYTES",
+    "WITNESS_FILE",
+    "WITNESS_MAGIC",
+    "WITNESS_LAYOUT",
+    "WITNESS_BYTES",
     "KEY_BYTES",
     "VAR_DIM_BYTES",
     "NUMERIC_DTYPES",
@@ -51,7 +55,7 @@ __all__ = [
 
 FORMAT_NAME: Final = "rocksds"
 FORMAT_MAJOR: Final = 1
-FORMAT_MINOR: Final = 2
+FORMAT_MINOR: Final = 3
 FORMAT_VERSION: Final = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 #: Column family holding the metadata records.
@@ -67,6 +71,17 @@ STATS_KEY: Final = b"stats"
 STATS_VERSION: Final = 1
 #: Readers refuse a stats record larger than this before decoding it.
 MAX_STATS_BYTES: Final = 64 * 2**20
+
+#: The committed-count witness (SPEC.md 7.1, since 1.3): an optional file in the dataset directory,
+#: outside RocksDB's own files, holding a lower bound of ``count`` that a rolled-back MANIFEST
+#: cannot take back with it. RocksDB never parses the name as one of its files, so never deletes it.
+WITNESS_FILE: Final = "rocksds-committed"
+#: Its first 8 bytes.
+WITNESS_MAGIC: Final = b"RDSCOUNT"
+#: The layout its bytes 8..11 name; a later layout gets another file name.
+WITNESS_LAYOUT: Final = 1
+#: Its exact size: magic, layout (uint32), count (uint64), CRC-32 of the 20 bytes before (uint32), big-endian.
+WITNESS_BYTES: Final = 24
 
 #: A sample's key is its index as this many big-endian bytes; so is ``count``.
 KEY_BYTES: Final = 8

@@ -66,6 +66,10 @@ CODES: dict[str, tuple[Severity, str]] = {
     "corrupt-block": (ERROR, "RocksDB reports corruption (checksum mismatch, bad block) while reading"),
     "unnamed-table": (ERROR, "table files newer than every file the MANIFEST names are not named by it: the "
                       "MANIFEST was rolled back (truncated or an older copy), and those files hold lost commits"),
+    "rolled-back-count": (ERROR, f"count is below the committed-count witness ({spec.WITNESS_FILE}): the MANIFEST "
+                          "was rolled back (truncated, or an older copy) and lost commits"),
+    "malformed-witness": (ERROR, f"the committed-count witness ({spec.WITNESS_FILE}) is not a regular file of "
+                          f"{spec.WITNESS_BYTES} bytes with the right magic, layout and checksum"),
     "damaged-log": (ERROR, "a write-ahead log record is damaged: the commits from there on cannot be read"),
     "non-portable-table": (ERROR, "a table file uses a checksum type or format_version that RocksDB 6 cannot read"),
     "compression-mismatch": (WARNING, "a field's tables use another codec than its schema 'compression' "
@@ -215,6 +219,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
     try:
         fields, claimed = _check_schema(report, meta)
         count = _check_count(report, meta)
+        _check_witness(report, meta, count)
         _check_stats(report, meta, fields, count, claimed is not None)
         if deep:
             _scan_metadata(report, meta)
@@ -241,8 +246,13 @@ def _check_tables(report: Report, path: str) -> None:
     """Every table file's footer names a portable checksum type and format_version (SPEC.md 6)."""
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        if not name.endswith(".sst") or name.startswith(".") or not stat.S_ISREG(os.lstat(full).st_mode):
+        if not name.endswith(".sst") or name.startswith("."):
             continue
+        try:
+            if not stat.S_ISREG(os.lstat(full).st_mode):
+                continue
+        except FileNotFoundError:
+            continue  # a live writer compacted it away since the listing
         footer = read_table_footer(full)
         if footer is None:
             continue  # not a block-based table: RocksDB reports it when it opens the file
@@ -429,6 +439,19 @@ def _check_count(report: Report, meta: Storage) -> Optional[int]:
     except ValueError as e:
         report.add("bad-count", f"the count record ({raw[:16].hex()}) is malformed: {e}")
         return None
+
+
+def _check_witness(report: Report, meta: Storage, count: Optional[int]) -> None:
+    """The committed-count witness (SPEC.md 7.1), read just before ``meta``'s snapshot: well formed, not above ``count``."""
+    witness = meta.witness
+    if witness.problem is not None:
+        report.add("malformed-witness", f"{witness.problem}; readers refuse the dataset until it is restored from a "
+                   f"copy, or {spec.WITNESS_FILE} is deleted once every sample is known to be there")
+    elif witness.count is not None and count is not None and count < witness.count:
+        report.add("rolled-back-count", f"count is {count}, but {witness.count} samples were committed "
+                   f"({spec.WITNESS_FILE}): the MANIFEST was rolled back (truncated, or replaced by an older copy) "
+                   "and lost commits. Restore CURRENT and the MANIFEST-* files from a complete copy; do not open "
+                   "the dataset for appending")
 
 
 def _check_stats(report: Report, meta: Storage, fields: dict[str, Field], count: Optional[int], schema_ok: bool) -> None:

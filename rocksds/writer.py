@@ -17,14 +17,15 @@ import numpy as np
 
 from ._paths import building
 from ._version import __version__
-from ._metadata import as_path, check_is_dataset, metadata_puts, probe_schema, read_count
+from ._metadata import as_path, check_is_dataset, log_damaged, metadata_puts, probe_schema, read_count
 from ._storage import CFConfig, SstFiles, Storage, rocksdb_version
-from .errors import ArgumentTypeError, ClosedError, CorruptionError, InvalidArgumentError, SampleError
+from ._witness import read_witness, write_witness
+from .errors import ArgumentTypeError, ClosedError, CorruptionError, InvalidArgumentError, RocksdsError, SampleError
 from .errors import UnsupportedFeatureError
 from .keys import encode_key, encode_keys
 from .records import RecordCodec
 from .schema import Field, Schema
-from .spec import KNOWN_WRITER_FEATURES, META_CF, STATS_KEY
+from .spec import KNOWN_WRITER_FEATURES, META_CF, STATS_KEY, WITNESS_FILE
 from .stats import DatasetStats, stats_options
 
 __all__ = ["Writer", "create", "open_writer", "table_config", "field_tables"]
@@ -111,6 +112,12 @@ class Writer:
             None. :func:`create` and :func:`open_writer` pass them; every
             commit then decodes its records of those fields once more, merges
             their statistics and writes the record with the new ``count``.
+        witnessed: the count the dataset's committed-count witness holds
+            (SPEC.md 7.1), ``None`` if it has none. The writer replaces the
+            witness by ``len(self)`` whenever that count is durable on disk:
+            after :meth:`flush`, at :meth:`close`, and after each commit that
+            is synced (``sync=True``, ``bulk=True``, :meth:`ingest_tables`);
+            never after an unsynced commit, and never with a smaller count.
     """
 
     def __init__(
@@ -124,9 +131,11 @@ class Writer:
         commit_bytes: int = DEFAULT_COMMIT_BYTES,
         bulk: Optional[bool] = None,
         stats: Optional[DatasetStats] = None,
+        witnessed: Optional[int] = None,
     ) -> None:
         _check_commit_bytes(commit_bytes)
         self._stats = stats
+        self._witnessed = witnessed
         self._storage: Optional[Storage] = storage
         self.schema = schema
         self.path = storage.path
@@ -286,6 +295,28 @@ class Writer:
         self._count += n
         self._pending = []
         self._pending_bytes = 0
+        if everything_tabled or (self._sync and self._wal):
+            self._witness_count()
+
+    def _witness_count(self, *, lowering: bool = False) -> None:
+        """Record ``len(self)``, now durable on disk, in the committed-count witness (see ``witnessed``).
+
+        A write, an fsync and a rename (measured: 0.3-0.5 ms more per synced
+        commit; 10 small samples 0.43 -> 0.77 ms, 200 of them 2.63 -> 2.90 ms),
+        so only at the points where the count is durable anyway, never per
+        unsynced commit. ``lowering``: a salvage records a smaller count on
+        purpose (see ``rocksds._witness.write_witness``).
+        """
+        if not lowering and self._witnessed is not None and self._count <= self._witnessed:
+            return
+        try:
+            write_witness(self.path, self._count, lowering=lowering)
+        except OSError as e:
+            raise RocksdsError(
+                f"{self.path}: {self._count} samples are committed and on disk, but recording that count in "
+                f"{WITNESS_FILE} failed ({e.strerror or e}); the next flush or close tries again"
+            ) from None
+        self._witnessed = self._count
 
     def _merge_small_tables(self, storage: Storage, first: bytes, pending: list[list[bytes]], tabled: set[int]) -> None:
         """Compact a field's recently ingested files once there are ``MERGE_AFTER_FILES`` small ones.
@@ -398,6 +429,7 @@ class Writer:
         if stats is not None:
             self._stats = merged
         self._count += n
+        self._witness_count()
 
     def set_stats(self, stats: DatasetStats) -> None:
         """Commit, then replace the statistics record by ``stats`` (which must cover every committed sample).
@@ -416,9 +448,11 @@ class Writer:
         self._stats = copy.deepcopy(stats)
 
     def flush(self) -> None:
-        """Commit, then write every column family's memtable to table files."""
+        """Commit, then write every column family's memtable to table files (and witness the count, SPEC.md 7.1)."""
         self.commit()
         self._live().flush()
+        self._unflushed = False
+        self._witness_count()
 
     def discard(self) -> None:
         """Drop samples appended but not yet committed."""
@@ -427,13 +461,19 @@ class Writer:
 
     def close(self) -> None:
         """Commit, flush to table files and release the lock; idempotent."""
-        if self._storage is None:
+        storage = self._storage
+        if storage is None:
             return
+        flushed = False
         try:
             self.commit()
+            storage.flush()
+            flushed = True
+            # Under the lock still: a witness written after releasing it could overwrite a later writer's.
+            self._witness_count()
         finally:
-            storage, self._storage = self._storage, None
-            storage.close()
+            self._storage = None
+            storage.close(flush=not flushed)
 
     def __enter__(self) -> "Writer":
         return self
@@ -517,9 +557,11 @@ def open_writer(
     A damaged write-ahead log makes the open fail with ``CorruptionError``
     (``rocksds validate`` says how many samples precede the damage).
     ``salvage_log=True`` opts in to keeping only those: the commits after
-    the damage are then dropped for good. A dataset whose MANIFEST looks
-    rolled back (newer table files it does not name) is refused with
-    ``CorruptionError`` before RocksDB could delete anything.
+    the damage are then dropped for good, and the committed-count witness
+    (SPEC.md 7.1) is lowered to what was kept. A dataset whose MANIFEST looks
+    rolled back (newer table files it does not name, or fewer samples than the
+    witness records) is refused with ``CorruptionError`` before RocksDB could
+    delete anything.
 
     Raises:
         DatasetLockedError: another writer has the dataset open.
@@ -528,7 +570,9 @@ def open_writer(
     path = as_path(path)
     _check_commit_bytes(commit_bytes)
     check_is_dataset(path)
-    schema = probe_schema(path, salvage=salvage_log, for_append=True)
+    # A salvage that really drops commits lowers the count on purpose, below the witness too.
+    dropping = bool(salvage_log) and log_damaged(path)
+    schema = probe_schema(path, salvage=salvage_log, for_append=True, trust_witness=not dropping)
     if schema.writer_features is None:
         raise UnsupportedFeatureError(
             f"{path}: the schema's writer_features is not a list of strings, so this library cannot tell "
@@ -549,8 +593,14 @@ def open_writer(
             assert f.column_family is not None
             if next(storage.iterate(f.column_family, encode_key(count), stop), None) is not None:
                 storage.delete_range(f.column_family, encode_key(count), stop)
-        return Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk,
-                      stats=_current_stats(storage, schema, count))
+        writer = Writer(storage, schema, count, sync=sync, wal=wal, commit_bytes=commit_bytes, bulk=bulk,
+                        stats=_current_stats(storage, schema, count),
+                        witnessed=None if dropping else read_witness(path).count)
+        if dropping:
+            # What the salvage kept is the dataset now: make it durable and say so in the witness.
+            storage.flush()
+            writer._witness_count(lowering=True)
+        return writer
     except BaseException:
         storage.close()
         raise

@@ -4,7 +4,8 @@ Run as a script::
 
     python _crash_writer.py PATH MODE OP SEED [PAUSE [FLUSH_EVERY]]
 
-``MODE`` is ``wal`` or ``nowal`` (``Writer(wal=False)``), optionally with ``+tables``: the
+``MODE`` is ``wal`` or ``nowal`` (``Writer(wal=False)``), optionally with ``+sync``
+(``Writer(sync=True)``: every commit is synced, and so witnessed, SPEC.md 7.1) or ``+tables``: the
 writer's table-file threshold is lowered to 1 KiB, so the image and tokens columns of most
 commits are ingested as table files while label, name and count go through the
 WriteBatch (the path large samples take by default). ``OP`` is how samples
@@ -80,6 +81,7 @@ def _say(line: str) -> None:
 
 def main(path: str, mode: str, op: str, seed: int, pause: float = 0.004, flush_every: float = 8) -> None:
     wal = mode.split("+")[0] == "wal"
+    sync = mode.endswith("+sync")
     if mode.endswith("+tables"):
         rocksds.writer.TABLE_COLUMN_BYTES = 1024
     rng = np.random.default_rng(seed)
@@ -90,9 +92,9 @@ def main(path: str, mode: str, op: str, seed: int, pause: float = 0.004, flush_e
         time.sleep(60)
         return
     if os.path.exists(path):
-        w = rocksds.open(path, mode="a", wal=wal, commit_bytes=3000)
+        w = rocksds.open(path, mode="a", wal=wal, sync=sync, commit_bytes=3000)
     else:
-        w = rocksds.create(path, crash_schema(), wal=wal, commit_bytes=3000)
+        w = rocksds.create(path, crash_schema(), wal=wal, sync=sync, commit_bytes=3000)
     _say(f"ready {len(w)}")
     batches = 0
     while True:

@@ -75,6 +75,8 @@ def test_hdf5_round_trip_with_selection_and_compression(h5_file, tmp_path, monke
     assert report.data_bytes == (sum(v.nbytes for v in data.values()) + sum(len(s.encode()) for s in names)
                                  + sum(r.nbytes for r in ragged))
     assert report.fields["ragged"]["shape"] == [None]
+    witness = (out / rocksds.spec.WITNESS_FILE).read_bytes()  # SPEC.md 7.1, written by the Writer it uses
+    assert int.from_bytes(witness[12:20], "big") == 37
     with rocksds.open(out) as ds:
         assert len(ds) == 37
         assert ds.attrs == {"source": "unit test"}

@@ -398,3 +398,40 @@ def test_readers_opening_during_large_commits_never_miss_a_committed_sample(tmp_
     finally:
         _stop(proc)
     assert len(seen) == 12 and seen[-1] > 0, seen
+
+
+_WITNESSED_COMMITS = """
+import sys, time
+import rocksds
+from _crash_writer import crash_schema, stacked
+w = rocksds.create(sys.argv[1], crash_schema(), sync=True)
+print("ready", flush=True)
+while True:
+    w.extend(stacked(len(w), 5))
+    if len(w) % 20 == 0:
+        w.flush()
+    time.sleep(0.005)
+"""
+
+
+def test_readers_opening_while_the_witness_moves_never_raise_a_false_alarm(tmp_path: Path) -> None:
+    """A writer whose every commit is synced, so witnessed (SPEC.md 7.1), and every fourth one flushed:
+    readers and the validator opening meanwhile never find ``count`` below the witness."""
+    path = tmp_path / "witnessed.rds"
+    proc = subprocess.Popen([sys.executable, "-c", _WITNESSED_COMMITS, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    seen = []
+    try:
+        assert proc.stdout.readline().startswith("ready"), proc.stderr.read()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while (len(seen) < 30 or seen[-1] == seen[0]) and time.monotonic() < deadline:
+            with rocksds.open(path, fields=["label"]) as ds:
+                n = len(ds)
+                assert ds[0:n]["label"].tolist() == list(range(n))
+            seen.append(n)
+            if len(seen) % 10 == 0:
+                codes = rocksds.validate(path).codes()
+                assert not codes & {"rolled-back-count", "malformed-witness"}, codes
+    finally:
+        _stop(proc)
+    assert seen == sorted(seen) and seen[-1] > seen[0], seen

@@ -25,6 +25,7 @@ import pytest
 import rocksds
 from _consistency import assert_samples, assert_valid, dir_state
 from _crash_writer import crash_schema, expected_sample, stacked, write_expected
+from rocksds._witness import read_witness
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parents[1] / "_crash_writer.py"
@@ -32,7 +33,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("P
 
 #: (write-ahead log, how samples go in); every configuration gets TRIALS kills.
 CONFIGS = [("wal", "append"), ("wal", "extend"), ("nowal", "append"), ("nowal", "stacked"),
-           ("wal+tables", "stacked"), ("nowal+tables", "extend")]
+           ("wal+tables", "stacked"), ("nowal+tables", "extend"), ("wal+sync", "extend")]
 TRIALS = 5
 
 
@@ -100,6 +101,10 @@ def test_sigkill_during_ingest_loses_no_commit(tmp_path: Path, mode: str, op: st
         where = f"trial {trial} ({mode}/{op}, killed after {delay * 1000:.0f} ms)"
         assert count >= max(durable), f"{where}: count {count} < {max(durable)} reported durable"
         assert count >= resumed, where
+        witness = read_witness(str(path))  # a kill while it was being replaced leaves the old one or the new
+        assert witness.problem is None and (witness.count or 0) <= count, f"{where}: {witness}"
+        if mode.endswith("+sync") and report.committed:  # a synced commit returns once witnessed
+            assert witness.count is not None and witness.count >= report.committed[-1], where
         assert_samples(path, count)
         assert dir_state(path) == before, f"{where}: reading changed the dataset directory"
         progressed += count - resumed

@@ -149,19 +149,51 @@ def _outcome(path: Path) -> str:
         return "refused"
 
 
-def test_a_truncated_manifest_never_loses_commits_for_good(flushed: Path, tmp_path: Path) -> None:
-    """Every 388th byte of the MANIFEST as a truncation point of the MANIFEST: the dataset is refused, whole, or flagged and left unchanged.
-
-    Only the loss of the very last flush is not detected (see ``Storage.rolled_back_tables``);
-    the trial checks that this is the only case, and that every other smaller dataset is
-    reported by ``validate`` and refused by ``open(mode="a")`` without deleting a file.
-    """
+def _truncations(flushed: Path, tmp_path: Path, *, witness: bool):
+    """Copies of ``flushed`` with the MANIFEST cut at every 388th byte (4 x 97); without the witness
+    file when ``witness`` is false (a dataset written before format 1.3). Yields (cut, copy)."""
     manifest = next(n for n in os.listdir(flushed) if n.startswith("MANIFEST-"))
-    size = os.path.getsize(flushed / manifest)
-    outcomes = {"refused": 0, "whole": 0, "flagged": 0, "last flush lost": 0}
-    for cut in range(0, size, 4 * 97):
+    for cut in range(0, os.path.getsize(flushed / manifest), 4 * 97):
         ds = _copy(flushed, tmp_path / f"cut{cut}.rds")
+        if not witness:
+            os.remove(ds / rocksds.spec.WITNESS_FILE)
         os.truncate(ds / manifest, cut)
+        yield cut, ds
+        shutil.rmtree(ds)
+
+
+def test_a_truncated_manifest_of_a_witnessed_dataset_is_always_refused(flushed: Path, tmp_path: Path) -> None:
+    """With the committed-count witness (SPEC.md 7.1) no cut point opens as a smaller dataset, the
+    loss of the last flush included: every open refuses, validate reports, and nothing changes."""
+    assert rocksds.validate(flushed).ok
+    outcomes = {"refused by RocksDB": 0, "rolled-back-count": 0}
+    for cut, ds in _truncations(flushed, tmp_path, witness=True):
+        before = dir_state(ds)
+        with pytest.raises(rocksds.RocksdsError) as refused:
+            rocksds.open(ds)
+        codes = rocksds.validate(ds).codes()
+        assert codes - {"uncommitted-record"}, f"truncation at {cut}: validate found nothing"
+        if "rolled back" in str(refused.value):
+            assert "rolled-back-count" in codes, (cut, codes)
+            outcomes["rolled-back-count"] += 1
+        else:
+            outcomes["refused by RocksDB"] += 1
+        with pytest.raises(rocksds.RocksdsError):
+            rocksds.open(ds, mode="a")
+        assert dir_state(ds) == before, f"truncation at {cut}: a refused open changed the dataset"
+    assert outcomes["rolled-back-count"] > 0, outcomes
+
+
+def test_a_truncated_manifest_never_loses_commits_for_good(flushed: Path, tmp_path: Path) -> None:
+    """Without the witness: every cut point is refused, whole, or flagged and left unchanged.
+
+    Only the loss of the very last flush is not detected from RocksDB's files alone (see
+    ``Storage.rolled_back_tables``); the trial checks that this is the only case, and that every
+    other smaller dataset is reported by ``validate`` and refused by ``open(mode="a")`` without
+    deleting a file.
+    """
+    outcomes = {"refused": 0, "whole": 0, "flagged": 0, "last flush lost": 0}
+    for cut, ds in _truncations(flushed, tmp_path, witness=False):
         seen = _outcome(ds)
         if seen == "refused":
             outcomes["refused"] += 1
@@ -174,7 +206,6 @@ def test_a_truncated_manifest_never_loses_commits_for_good(flushed: Path, tmp_pa
         else:
             assert seen == f"count {N - N // FLUSHES}", f"truncation at {cut} opened as a smaller dataset: {seen}"
             outcomes["last flush lost"] += 1
-        shutil.rmtree(ds)
     assert outcomes["flagged"] > outcomes["last flush lost"], outcomes
 
 
@@ -201,13 +232,32 @@ def test_an_older_manifest_restored_over_a_newer_one_is_refused_for_appending(tm
     newer = {n: (ds / n).read_bytes() for n in os.listdir(ds) if n.startswith(("MANIFEST-", "CURRENT"))}
     for name in ("CURRENT", old_manifest):
         shutil.copyfile(backup / name, ds / name)
-    with rocksds.open(ds) as r:
-        assert len(r) == 30  # what RocksDB alone makes of it
+    with pytest.raises(rocksds.CorruptionError, match="MANIFEST was rolled back"):
+        rocksds.open(ds)  # RocksDB alone makes 30 samples of it; the witness says 90 were committed
     report = rocksds.validate(ds)
-    assert "unnamed-table" in report.codes() and not report.ok
+    assert {"unnamed-table", "rolled-back-count"} <= report.codes() and not report.ok
     _assert_append_refused(ds)
     for name, data in newer.items():  # restoring the newer MANIFEST restores everything
         (ds / name).write_bytes(data)
     with rocksds.open(ds, mode="a") as w:
         assert len(w) == 90
     assert_samples(ds, 90)
+
+
+def test_bit_flips_in_a_witnessed_manifest_never_open_a_smaller_dataset(flushed: Path, tmp_path: Path) -> None:
+    """Seeded single-bit flips of the MANIFEST: the dataset opens whole or is refused, never smaller
+    (RocksDB checksums each MANIFEST record, and the witness catches what a checksum would let through)."""
+    manifest = next(n for n in os.listdir(flushed) if n.startswith("MANIFEST-"))
+    size = os.path.getsize(flushed / manifest)
+    rng = random.Random(97)
+    outcomes = {"refused": 0, "whole": 0}
+    for trial in range(24):
+        ds = _copy(flushed, tmp_path / f"flip{trial}.rds")
+        _flip(ds / manifest, rng.randrange(size), rng.randrange(8))
+        seen = _outcome(ds)
+        assert seen in ("refused", f"count {N}"), f"flip {trial} opened as a smaller dataset: {seen}"
+        if seen == "refused":
+            assert not rocksds.validate(ds).ok
+        outcomes["refused" if seen == "refused" else "whole"] += 1
+        shutil.rmtree(ds)
+    assert outcomes["refused"] > 0, outcomes

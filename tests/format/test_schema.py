@@ -11,7 +11,7 @@ from rocksds.schema import Field, Schema, document_json_schema
 
 def test_document_has_every_required_key(small_schema):
     doc = msgpack.unpackb(small_schema.to_bytes())
-    assert doc["format"] == "rocksds" and doc["version"] == "1.2"
+    assert doc["format"] == "rocksds" and doc["version"] == "1.3"
     assert [f["name"] for f in doc["fields"]] == ["image", "mask", "label", "points"]
     for f in doc["fields"]:
         assert set(f) >= {"name", "dtype", "shape", "column_family", "compression"}

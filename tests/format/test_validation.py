@@ -19,6 +19,7 @@ from rocksds.raw import RawHandle
 from rocksds.testing import list_column_families, raw_readable, raw_writable
 from rocksds.cli import main
 from rocksds import spec
+from rocksds._witness import write_witness
 from rocksds.keys import encode_key
 from rocksds.spec import COUNT_KEY, META_CF, SCHEMA_KEY
 from rocksds.validation import CODES, ERROR, WARNING, validate
@@ -242,6 +243,8 @@ BREAKERS: dict[str, Callable[[str], None]] = {
     "extra-record": lambda p: _put(p, "default", b"stray", b"x"),
     "malformed-stats": lambda p: _put(p, META_CF, spec.STATS_KEY, b"\xc1"),  # a byte msgpack never uses
     "stale-stats": lambda p: _put(p, META_CF, spec.STATS_KEY, _no_samples_stats()),
+    "rolled-back-count": lambda p: write_witness(p, N + 1),
+    "malformed-witness": lambda p: open(os.path.join(p, spec.WITNESS_FILE), "wb").close(),  # 0 bytes
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -60,6 +61,9 @@ def test_serial_and_parallel_builds_store_identical_stats(rgb_builds) -> None:
     with rocksds.open(serial) as a, rocksds.open(parallel) as b:
         assert len(a) == len(b) > 0
         assert a.stats.to_bytes() == b.stats.to_bytes()
+    for path in (serial, parallel):  # both branches witness their count (SPEC.md 7.1) through the Writer
+        witness = (Path(path) / rocksds.spec.WITNESS_FILE).read_bytes()
+        assert int.from_bytes(witness[12:20], "big") == len(a)
 
 
 def test_float_scene_with_splits_serial_equals_parallel(tmp_path) -> None:
