@@ -22,9 +22,11 @@ the run), then read in the same shuffled order:
   ``dl_w2_persistent_cached`` are tuned;
 * cache curve (rocksds, tuned): the batch pass with ``cache_gb`` from 0 to
   more than the data, after one warm-up pass, with the dataset's files evicted
-  from the OS page cache before every batch, so every block-cache miss is a
-  real disk read. LMDB and memmap are the references, read once after the
-  same eviction.
+  from the OS page cache before every batch. Mapped pages cannot be evicted, so
+  only a block cache holding every table file (read with pread) turns misses
+  into disk reads; below that rocksds maps tables that fit in memory and reads
+  them from the page cache, as the references LMDB and memmap (read once after
+  the same eviction) do. Real disk reads under memory limits: ``larger.py``.
 
 Datasets larger than memory have their own script, ``larger.py``.
 Results go to ``OUT/results.json``, ``OUT/REPORT.md`` and ``OUT/*.png``.

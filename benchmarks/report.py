@@ -292,8 +292,12 @@ _METHOD = [
     "worker.",
     "Partial caching: open with `cache_gb` (a fraction of the raw data), one warm-up pass, then the measured pass "
     "in a new shuffled order with fsync + `posix_fadvise(POSIX_FADV_DONTNEED)` on every file of the dataset before "
-    "every batch (not timed), so every block-cache miss is a disk read; disk bytes from /proc/self/io. LMDB and "
-    "memmap (cold): one eviction, then one pass (mapped pages cannot be evicted: a best case for them).",
+    "every batch (not timed); disk bytes from /proc/self/io. Mapped pages cannot be evicted, so where rocksds maps "
+    "its table files (a block cache smaller than the tables, and tables that fit in half the memory) its misses "
+    "are served from the page cache, as LMDB's and memmap's are (cold: one eviction, then one pass): a best case "
+    "for all three. Only a block cache holding every table file reads blocks with pread, and there every miss is "
+    "a disk read. Where compression and the block cache pay with real disk reads is measured in memory cgroups by "
+    "`larger.py` (LARGER.md).",
 ]
 
 
