@@ -219,7 +219,7 @@ def validate(path: str | os.PathLike[str], *, deep: bool = False, max_listed: in
     try:
         fields, claimed = _check_schema(report, meta)
         count = _check_count(report, meta)
-        _check_witness(report, meta, count)
+        _check_witness(report, path, meta, count)
         _check_stats(report, meta, fields, count, claimed is not None)
         if deep:
             _scan_metadata(report, meta)
@@ -441,17 +441,39 @@ def _check_count(report: Report, meta: Storage) -> Optional[int]:
         return None
 
 
-def _check_witness(report: Report, meta: Storage, count: Optional[int]) -> None:
-    """The committed-count witness (SPEC.md 7.1), read just before ``meta``'s snapshot: well formed, not above ``count``."""
+def _check_witness(report: Report, path: str, meta: Storage, count: Optional[int]) -> None:
+    """The committed-count witness (SPEC.md 7.1), read just before ``meta``'s snapshot: well formed, not above ``count``.
+
+    A count below it is looked at once more, as readers do: an ``overwrite``
+    that renamed a smaller dataset into place between the witness and the
+    snapshot is no rollback.
+    """
     witness = meta.witness
     if witness.problem is not None:
         report.add("malformed-witness", f"{witness.problem}; readers refuse the dataset until it is restored from a "
                    f"copy, or {spec.WITNESS_FILE} is deleted once every sample is known to be there")
-    elif witness.count is not None and count is not None and count < witness.count:
+    elif witness.count is not None and count is not None and count < witness.count and not _agrees_now(path):
         report.add("rolled-back-count", f"count is {count}, but {witness.count} samples were committed "
                    f"({spec.WITNESS_FILE}): the MANIFEST was rolled back (truncated, or replaced by an older copy) "
                    "and lost commits. Restore CURRENT and the MANIFEST-* files from a complete copy; do not open "
                    "the dataset for appending")
+
+
+def _agrees_now(path: str) -> bool:
+    """Whether a fresh snapshot of ``path`` has a count at or above its witness (False if it cannot tell)."""
+    try:
+        again = Storage.open_read_only(path, [spec.META_CF])
+    except RocksdsError:
+        return False
+    try:
+        raw = again.get(spec.META_CF, spec.COUNT_KEY)
+        witness = again.witness
+        return (raw is not None and witness.problem is None and witness.count is not None
+                and decode_count(raw) >= witness.count)
+    except (RocksdsError, ValueError):
+        return False
+    finally:
+        again.close()
 
 
 def _check_stats(report: Report, meta: Storage, fields: dict[str, Field], count: Optional[int], schema_ok: bool) -> None:

@@ -193,6 +193,44 @@ def test_a_dataset_replaced_between_the_witness_and_the_snapshot_is_no_false_ala
     assert calls == [40, 10]
 
 
+def test_validate_looks_again_when_the_dataset_is_replaced_under_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same swap during ``validate``, right after its metadata snapshot read the old witness:
+    validate looks again, as readers do, and reports no false ``rolled-back-count``."""
+    path, smaller = tmp_path / "ds.rds", tmp_path / "smaller.rds"
+    _closed(path, 40)
+    _closed(smaller, 10)
+    real_witness, real_manifest = rocksds._shadow.read_witness, rocksds.validation._check_manifest
+    calls, armed = [], []
+
+    def manifest_checked(*args, **kwargs):
+        real_manifest(*args, **kwargs)
+        armed.append(True)  # the next snapshot is the metadata's
+
+    def read_then_replace(where: str):
+        witness = real_witness(where)
+        calls.append(witness.count)
+        if armed and len(armed) == 1:
+            armed.append(True)
+            os.rename(path, tmp_path / "old.rds")
+            os.rename(smaller, path)
+        return witness
+
+    monkeypatch.setattr(rocksds.validation, "_check_manifest", manifest_checked)
+    monkeypatch.setattr(rocksds._shadow, "read_witness", read_then_replace)
+    report = rocksds.validate(path)
+    assert "rolled-back-count" not in report.codes(), report.to_dict()
+    assert report.count == 10 and 40 in calls and calls[-1] == 10
+
+
+def test_validate_reports_a_count_below_the_witness_twice_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _closed(tmp_path / "ds.rds", 10)
+    stale = read_witness(str(_closed(tmp_path / "bigger.rds", 11)))
+    monkeypatch.setattr(rocksds._shadow, "read_witness", lambda where: stale)
+    assert "rolled-back-count" in rocksds.validate(path).codes()
+
+
 def test_a_count_below_the_witness_twice_running_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _closed(tmp_path / "ds.rds", 10)
     stale = read_witness(str(_closed(tmp_path / "bigger.rds", 11)))
