@@ -169,25 +169,34 @@ def test_a_crafted_witness_above_count_is_refused(tmp_path: Path) -> None:
         assert len(ds) == 4
 
 
-def test_a_dataset_replaced_between_the_witness_and_the_snapshot_is_no_false_alarm(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``overwrite`` swaps a 40-sample dataset for a 10-sample one right after a reader read the old
-    witness: the reader looks again and opens the new dataset."""
+def _swap_on_witness_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, when) -> tuple[Path, list]:
+    """A 40-sample dataset that ``overwrite`` swaps for a 10-sample one inside the first witness read for
+    which ``when(counts read so far)`` holds; returns its path and the counts every witness read gave."""
     path, smaller = tmp_path / "ds.rds", tmp_path / "smaller.rds"
     _closed(path, 40)
     _closed(smaller, 10)
     real = rocksds._shadow.read_witness
-    calls = []
+    calls: list = []
+    swapped: list = []
 
     def read_then_replace(where: str):
         witness = real(where)
         calls.append(witness.count)
-        if len(calls) == 1:
+        if not swapped and when(calls):
+            swapped.append(True)
             os.rename(path, tmp_path / "old.rds")
             os.rename(smaller, path)
         return witness
 
     monkeypatch.setattr(rocksds._shadow, "read_witness", read_then_replace)
+    return path, calls
+
+
+def test_a_dataset_replaced_between_the_witness_and_the_snapshot_is_no_false_alarm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``overwrite`` swaps a 40-sample dataset for a 10-sample one right after a reader read the old
+    witness: the reader looks again and opens the new dataset."""
+    path, calls = _swap_on_witness_read(monkeypatch, tmp_path, lambda calls: len(calls) == 1)
     with rocksds.open(path) as ds:
         assert len(ds) == 10 and int(ds[9]["label"]) == 9
     assert calls == [40, 10]
@@ -197,27 +206,15 @@ def test_validate_looks_again_when_the_dataset_is_replaced_under_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same swap during ``validate``, right after its metadata snapshot read the old witness:
     validate looks again, as readers do, and reports no false ``rolled-back-count``."""
-    path, smaller = tmp_path / "ds.rds", tmp_path / "smaller.rds"
-    _closed(path, 40)
-    _closed(smaller, 10)
-    real_witness, real_manifest = rocksds._shadow.read_witness, rocksds.validation._check_manifest
-    calls, armed = [], []
+    real_manifest = rocksds.validation._check_manifest
+    armed: list = []
 
     def manifest_checked(*args, **kwargs):
         real_manifest(*args, **kwargs)
         armed.append(True)  # the next snapshot is the metadata's
 
-    def read_then_replace(where: str):
-        witness = real_witness(where)
-        calls.append(witness.count)
-        if armed and len(armed) == 1:
-            armed.append(True)
-            os.rename(path, tmp_path / "old.rds")
-            os.rename(smaller, path)
-        return witness
-
     monkeypatch.setattr(rocksds.validation, "_check_manifest", manifest_checked)
-    monkeypatch.setattr(rocksds._shadow, "read_witness", read_then_replace)
+    path, calls = _swap_on_witness_read(monkeypatch, tmp_path, lambda calls: bool(armed))
     report = rocksds.validate(path)
     assert "rolled-back-count" not in report.codes(), report.to_dict()
     assert report.count == 10 and 40 in calls and calls[-1] == 10
@@ -334,21 +331,8 @@ def test_a_hostile_witness_gives_reports_not_tracebacks(tmp_path: Path, plant, c
 
 def test_an_append_racing_a_replacement_opens_the_new_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The writer's probe looks again too, when a rename swapped the dataset after it read the witness."""
-    path, smaller = tmp_path / "ds.rds", tmp_path / "smaller.rds"
-    _closed(path, 40)
-    _closed(smaller, 10)
-    real = rocksds._shadow.read_witness
-    calls = []
-
-    def read_then_replace(where: str):
-        witness = real(where)
-        calls.append(witness.count)
-        if len(calls) == 3:  # the probe's snapshot (the first two list the column families)
-            os.rename(path, tmp_path / "old.rds")
-            os.rename(smaller, path)
-        return witness
-
-    monkeypatch.setattr(rocksds._shadow, "read_witness", read_then_replace)
+    # The probe's snapshot is the third witness read (the first two list the column families).
+    path, calls = _swap_on_witness_read(monkeypatch, tmp_path, lambda calls: len(calls) == 3)
     with rocksds.open(path, mode="a") as w:
         assert len(w) == 10
         w.extend([expected_sample(10)])
