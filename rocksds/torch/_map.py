@@ -66,6 +66,8 @@ class RocksDataset(_MapDataset):
         self.cache_gb = cache_gb
         self.use_getitems = bool(use_getitems)
         self._handle = Handle(self.path, self.field_names, cache_gb)
+        #: (name, record shape, torch dtype) of the fixed-shape fields, worked out on the first batch.
+        self._fixed: Optional[list[tuple[str, tuple[int, ...], torch.dtype]]] = None
 
     def __len__(self) -> int:
         return self._len
@@ -134,9 +136,10 @@ class RocksDataset(_MapDataset):
         """
         if self.transform is not None or get_worker_info() is None or not collate_takes_batches():
             return None, {}
-        fixed = {name: f for name, f in ds.schema.fields.items() if not f.is_variable}
-        if not fixed:
+        if self._fixed is None:
+            self._fixed = [(name, tuple(f.shape), torch.from_numpy(np.empty(0, f.numpy_dtype)).dtype)
+                           for name, f in ds.schema.fields.items() if not f.is_variable]
+        if not self._fixed:
             return None, {}
-        specs = [((n, *f.shape), torch.from_numpy(np.empty(0, f.numpy_dtype)).dtype) for f in fixed.values()]
-        block, tensors = shared_block(specs)
-        return block, dict(zip(fixed, tensors))
+        block, tensors = shared_block([((n, *shape), dtype) for _name, shape, dtype in self._fixed])
+        return block, {name: t for (name, _shape, _dtype), t in zip(self._fixed, tensors)}

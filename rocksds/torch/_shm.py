@@ -95,9 +95,9 @@ class Block:
         """Nothing refers to the block any more, here or in a process it was sent to."""
         return not self._leased and int(self._counters[0]) == int(self._counters[1])
 
-    def lease(self, specs: Sequence[Spec]) -> list[torch.Tensor]:
-        """Empty tensors of the given (shape, dtype), laid out in this block."""
-        offsets, total = _layout(specs)
+    def lease(self, specs: Sequence[Spec], layout: Optional[tuple[list[int], int]] = None) -> list[torch.Tensor]:
+        """Empty tensors of the given (shape, dtype), laid out in this block (``layout``: ``_layout(specs)``)."""
+        offsets, total = layout or _layout(specs)
         if total > self.capacity:
             raise ValueError(f"{total} bytes do not fit a block of {self.capacity}")
         tensors, lease = _views(self._whole(), specs, offsets)
@@ -147,15 +147,16 @@ def take(specs: Sequence[Spec]) -> tuple[Block, list[torch.Tensor]]:
     global _pool, _pool_pid
     if _pool_pid != os.getpid():  # a forked child never shares its parent's blocks
         _pool, _pool_pid = [], os.getpid()
-    _, need = _layout(specs)
+    layout = _layout(specs)
+    need = layout[1]
     for i, block in enumerate(_pool):
         if block.free:
             if need <= block.capacity and need >= _MIN_FILL * block.capacity:
-                return block, block.lease(specs)
+                return block, block.lease(specs, layout)
             del _pool[i]  # free but the wrong size: make room for one that fits
             break
     block = Block(need)
     if len(_pool) >= POOL_BLOCKS:
         _pool.pop(0)  # held elsewhere for long (a training loop keeping batches): let it go when freed
     _pool.append(block)
-    return block, block.lease(specs)
+    return block, block.lease(specs, layout)
